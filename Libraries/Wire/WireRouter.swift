@@ -1,0 +1,94 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOFoundationCompat
+
+/// Who may call a method: any caller whose certificate chains to the CA, or only the named ones.
+public enum WireCallers: Sendable, Equatable {
+    case any
+    case only(Set<String>)
+
+    func allows(_ caller: String) -> Bool {
+        switch self {
+        case .any: true
+        case .only(let names): names.contains(caller)
+        }
+    }
+}
+
+/// What a handler knows about the call it serves.
+public struct WireCallContext: Sendable {
+    /// The caller's name, from its certificate.
+    public let caller: String
+    public let method: String
+    /// When the caller stops waiting.
+    public let deadline: NIODeadline
+    public let meta: WireMeta
+    public var logger: Logger
+}
+
+/// The methods a server offers. Each is generic over its `Codable` params and result; the wire library decodes,
+/// checks callers, runs the handler and encodes, and never sees a domain type.
+public struct WireRouter: Sendable {
+    struct Method: Sendable {
+        var allowed: WireCallers
+        /// Decodes params from the request line, runs the handler and encodes the result line.
+        var invoke: @Sendable (_ line: ByteBuffer, _ id: JSONRPCID?, _ context: WireCallContext) async throws -> ByteBuffer
+    }
+
+    private(set) var methods: [String: Method] = [:]
+
+    public init() {}
+
+    public var methodNames: [String] { methods.keys.sorted() }
+
+    /// Registers a method. Registering a name twice replaces the first handler.
+    public mutating func register<Params: Decodable & Sendable, Result: Encodable & Sendable>(
+        _ name: String,
+        allowed: WireCallers,
+        params: Params.Type = Params.self,
+        _ handler: @escaping @Sendable (Params, WireCallContext) async throws -> Result
+    ) {
+        methods[name] = Method(allowed: allowed) { line, id, context in
+            let params: Params
+            do {
+                params = try WireJSON.decoder.decode(RequestParams<Params>.self, from: line).params
+            } catch let error as DecodingError {
+                throw WireError.invalidParams(describe(error))
+            }
+            let result = try await handler(params, context)
+            return try encodeLine(ResultEnvelope(id: id, result: result))
+        }
+    }
+}
+
+/// Encodes a message as one line ending in `\n`.
+func encodeLine(_ message: some Encodable) throws -> ByteBuffer {
+    let data = try WireJSON.encoder.encode(message)
+    var buffer = ByteBuffer()
+    buffer.reserveCapacity(data.count + 1)
+    buffer.writeBytes(data)
+    buffer.writeInteger(UInt8(ascii: "\n"))
+    return buffer
+}
+
+/// A decoding failure described for a person: which member, and what was wrong, without Swift type names.
+func describe(_ error: DecodingError) -> String {
+    func path(_ codingPath: [any CodingKey]) -> String {
+        let parts = codingPath.map { key in key.intValue.map { "[\($0)]" } ?? key.stringValue }
+        let joined = parts.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+        return joined.isEmpty ? "params" : "params.\(joined)"
+    }
+    switch error {
+    case .keyNotFound(let key, let context):
+        return "\(path(context.codingPath + [key])) is required"
+    case .typeMismatch(_, let context):
+        return "\(path(context.codingPath)) has the wrong type"
+    case .valueNotFound(_, let context):
+        return "\(path(context.codingPath)) must not be null"
+    case .dataCorrupted(let context):
+        return "\(path(context.codingPath)): \(context.debugDescription)"
+    @unknown default:
+        return "params are invalid"
+    }
+}

@@ -1,0 +1,156 @@
+import Foundation
+import NIOCore
+import TestSupport
+import Testing
+import Wire
+
+@Suite("Wire client: concurrency, deadlines, failover, reconnection and graceful shutdown")
+struct WireClientTests {
+    @Test("wire.ping answers with the service, version and time")
+    func ping() async throws {
+        let server = try await RunningServer.start(name: "session")
+        let client = try makeClient(peer: "session", ports: [server.port], as: "catalog")
+        struct Ping: Decodable, Sendable { var service: String; var version: String; var time: String }
+        let ping: Ping = try await client.call("wire.ping", [String: String](), idempotent: true)
+        #expect(ping.service == "session")
+        #expect(ping.version == "test")
+        #expect(ping.time.hasSuffix("Z"))
+        await client.shutdown()
+        try await server.stop()
+    }
+
+    @Test("1,000 concurrent calls on one connection, answered out of order, each reach their caller")
+    func thousandConcurrentCalls() async throws {
+        let probe = Probe()
+        let server = try await RunningServer.start(probe: probe)
+        let client = try makeClient(ports: [server.port])
+        let results = try await withThrowingTaskGroup(of: (Int, Echo).self) { group in
+            for value in 0..<1000 {
+                group.addTask {
+                    let echoed: Echo = try await client.call(
+                        "test.reversed", Echo(value: value, text: "call \(value)"), deadline: .seconds(60))
+                    return (value, echoed)
+                }
+            }
+            var results: [(Int, Echo)] = []
+            for try await result in group { results.append(result) }
+            return results
+        }
+        #expect(results.count == 1000)
+        for (sent, echoed) in results {
+            #expect(echoed == Echo(value: sent, text: "call \(sent)"))
+        }
+        let completions = probe.completions.withLockedValue { $0 }
+        #expect(completions.count == 1000)
+        #expect(completions != completions.sorted(), "the server finished them out of order")
+        #expect(server.server.acceptedConnections == 1, "all on one connection")
+        await client.shutdown()
+        try await server.stop()
+    }
+
+    @Test("a call that outlives its deadline fails with deadline_exceeded")
+    func clientDeadline() async throws {
+        let server = try await RunningServer.start()
+        let client = try makeClient(ports: [server.port])
+        let error = await #expect(throws: WireError.self) {
+            let _: Echo = try await client.call("test.sleep", SleepParams(ms: 30_000), deadline: .milliseconds(200))
+        }
+        #expect(error?.code == -32005)
+        // The connection is still good.
+        let echoed: Echo = try await client.call("test.echo", Echo(value: 1))
+        #expect(echoed.value == 1)
+        await client.shutdown()
+        try await server.stop()
+    }
+
+    @Test("a peer that is down fails fast with unavailable, well inside the deadline")
+    func peerDownFailsFast() async throws {
+        let port = try await freeLoopbackPort()
+        let client = try makeClient(ports: [port])
+        let started = ContinuousClock.now
+        let error = await #expect(throws: WireError.self) {
+            let _: Echo = try await client.call("test.echo", Echo(value: 1), deadline: .seconds(20))
+        }
+        #expect(error?.code == -32004)
+        #expect(error?.kind == "unavailable")
+        #expect(ContinuousClock.now - started < .seconds(10), "failed fast, not at the 20 s deadline")
+        // While it backs off, calls fail at once too.
+        let again = await #expect(throws: WireError.self) {
+            let _: Echo = try await client.call("test.echo", Echo(value: 1), deadline: .seconds(20))
+        }
+        #expect(again?.code == -32004)
+        await client.shutdown()
+    }
+
+    @Test("idempotent reads fail over to another endpoint; the down one is skipped")
+    func failover() async throws {
+        let server = try await RunningServer.start()
+        let down = try await freeLoopbackPort()
+        let client = try makeClient(ports: [down, server.port])
+        for value in 0..<10 {
+            let echoed: Echo = try await client.call("test.echo", Echo(value: value), idempotent: true)
+            #expect(echoed.value == value)
+        }
+        await client.shutdown()
+        try await server.stop()
+    }
+
+    @Test("after the peer restarts, the client reconnects")
+    func reconnectAfterRestart() async throws {
+        let first = try await RunningServer.start()
+        let port = first.port
+        let client = try makeClient(ports: [port]) {
+            $0.backoffInitial = .milliseconds(20)
+            $0.backoffMax = .milliseconds(200)
+        }
+        let before: Echo = try await client.call("test.echo", Echo(value: 1))
+        #expect(before.value == 1)
+        try await first.stop()
+
+        let whileDown = await #expect(throws: WireError.self) {
+            let _: Echo = try await client.call("test.echo", Echo(value: 2))
+        }
+        #expect(whileDown?.code == -32004)
+
+        let second = try await RunningServer.start(port: port)
+        let reconnected = await eventually(attempts: 100, interval: .milliseconds(50)) {
+            let echoed: Echo? = try? await client.call("test.echo", Echo(value: 3))
+            return echoed?.value == 3
+        }
+        #expect(reconnected)
+        await client.shutdown()
+        try await second.stop()
+    }
+
+    @Test("graceful shutdown finishes the calls in flight before closing")
+    func gracefulShutdownDrains() async throws {
+        let gate = Gate()
+        let server = try await RunningServer.start(gate: gate)
+        let client = try makeClient(ports: [server.port])
+        let calls = Task {
+            try await withThrowingTaskGroup(of: Echo.self) { group in
+                for value in 0..<10 {
+                    group.addTask { try await client.call("test.gated", Echo(value: value), deadline: .seconds(30)) }
+                }
+                var values: [Int] = []
+                for try await echoed in group { values.append(echoed.value) }
+                return values.sorted()
+            }
+        }
+        #expect(await eventually { gate.arrived == 10 })
+        let stopping = Task { try await server.stop() }
+        // The server stops accepting connections at once...
+        #expect(
+            await eventually {
+                let probe = try? makeClient(ports: [server.port])
+                defer { Task { await probe?.shutdown() } }
+                let answered: Echo? = try? await probe?.call("test.echo", Echo(value: 0), deadline: .seconds(1))
+                return answered == nil
+            })
+        // ...and answers the calls in flight once they finish.
+        gate.open()
+        #expect(try await calls.value == Array(0..<10))
+        try await stopping.value
+        await client.shutdown()
+    }
+}

@@ -1,0 +1,137 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import TestSupport
+import Testing
+import Wire
+
+struct Echo: Codable, Sendable, Equatable {
+    var value: Int
+    var text: String?
+}
+
+struct SleepParams: Codable, Sendable {
+    var ms: Int
+}
+
+/// Records what the handlers saw, for assertions.
+final class Probe: Sendable {
+    let completions = NIOLockedValueBox<[Int]>([])
+    let notifications = NIOLockedValueBox<[Int]>([])
+}
+
+let testLogger: Logger = {
+    var logger = Logger(label: "wire-tests")
+    logger.logLevel = ProcessInfo.processInfo.environment["LABPORTAL_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
+    return logger
+}()
+
+/// The methods every wire test server offers.
+func testRouter(probe: Probe, gate: Gate? = nil) -> WireRouter {
+    var router = WireRouter()
+    router.register("test.echo", allowed: .any) { (params: Echo, _) in params }
+    router.register("test.reversed", allowed: .any) { (params: Echo, _) -> Echo in
+        // Later requests finish first: answers come back out of order.
+        try await Task.sleep(for: .milliseconds(max(0, 1000 - params.value) / 50))
+        probe.completions.withLockedValue { $0.append(params.value) }
+        return params
+    }
+    router.register("test.sleep", allowed: .any) { (params: SleepParams, _) -> Echo in
+        try await Task.sleep(for: .milliseconds(params.ms))
+        return Echo(value: params.ms)
+    }
+    router.register("test.reportOnly", allowed: .only(["report"])) { (params: Echo, _) in params }
+    router.register("test.notify", allowed: .any) { (params: Echo, _) -> Echo in
+        probe.notifications.withLockedValue { $0.append(params.value) }
+        return params
+    }
+    router.register("test.gated", allowed: .any) { (params: Echo, _) -> Echo in
+        await gate?.arriveAndWait()
+        return params
+    }
+    return router
+}
+
+/// Holds handlers until opened; counts arrivals.
+final class Gate: Sendable {
+    private struct State {
+        var arrived = 0
+        var open = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = NIOLockedValueBox(State())
+
+    var arrived: Int { state.withLockedValue { $0.arrived } }
+
+    func arriveAndWait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let go = state.withLockedValue { state in
+                state.arrived += 1
+                if state.open { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if go { continuation.resume() }
+        }
+    }
+
+    func open() {
+        let waiters = state.withLockedValue { state in
+            state.open = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}
+
+/// A running wire server on a loopback port, in its own service group.
+struct RunningServer {
+    let server: WireServer
+    let group: ServiceGroup
+    let task: Task<Void, any Error>
+    let port: Int
+
+    static func start(
+        name: String = "catalog", port: Int = 0, probe: Probe = Probe(), gate: Gate? = nil,
+        configure: (inout WireServerConfiguration) -> Void = { _ in }
+    ) async throws -> RunningServer {
+        var configuration = WireServerConfiguration(
+            host: "127.0.0.1", port: port, tls: try TestPKI.shared.serverContext(name), serviceName: name,
+            version: "test")
+        configure(&configuration)
+        let server = WireServer(
+            configuration: configuration, router: testRouter(probe: probe, gate: gate), logger: testLogger)
+        let group = ServiceGroup(services: [server], gracefulShutdownSignals: [], logger: testLogger)
+        let task = Task { try await group.run() }
+        let address = try await server.localAddress()
+        return RunningServer(server: server, group: group, task: task, port: address.port!)
+    }
+
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+}
+
+func makeClient(
+    peer: String = "catalog", ports: [Int], as caller: String = "session",
+    configure: (inout WireClientConfiguration) -> Void = { _ in }
+) throws -> WireClient {
+    var configuration = WireClientConfiguration(
+        peerName: peer, endpoints: ports.map { WireEndpoint(host: "127.0.0.1", port: $0) },
+        tls: try TestPKI.shared.clientContext(caller))
+    configure(&configuration)
+    return WireClient(configuration: configuration, logger: testLogger)
+}
+
+func rawClient(port: Int, as caller: String = "session") async throws -> RawLineClient {
+    try await RawLineClient.connect(port: port, tls: try TestPKI.shared.clientContext(caller), serverName: "catalog")
+}
+
+func errorCode(_ object: [String: Any]?) -> Int? {
+    (object?["error"] as? [String: Any])?["code"] as? Int
+}
