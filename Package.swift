@@ -24,7 +24,7 @@ let postgresNIO: Target.Dependency = .product(name: "PostgresNIO", package: "pos
 let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
 
 let serviceLibraryDependencies: [Target.Dependency] = [
-    "Contracts", "Wire", "ServerKit", "Storage", hummingbird, logging, lifecycle,
+    "Contracts", "Wire", "ServerKit", "Storage", hummingbird, logging, lifecycle, configuration,
 ]
 
 // MARK: - Package
@@ -81,6 +81,7 @@ let package = Package(
             name: "ServerKit",
             dependencies: [
                 "Contracts", "Wire", "Storage", hummingbird, configuration, logging, metrics, prometheus, lifecycle,
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 nioCore, nioPosix, nioSSL,
             ],
             path: "Libraries/ServerKit"),
@@ -92,15 +93,15 @@ let package = Package(
         // MARK: Services
 
         .target(name: "CatalogService", dependencies: serviceLibraryDependencies, path: "Services/Catalog/CatalogService"),
-        .executableTarget(name: "catalog-service", dependencies: ["CatalogService"], path: "Services/Catalog/catalog-service"),
+        .executableTarget(name: "catalog-service", dependencies: ["CatalogService", "ServerKit"], path: "Services/Catalog/catalog-service"),
         .target(name: "SessionService", dependencies: serviceLibraryDependencies, path: "Services/Session/SessionService"),
-        .executableTarget(name: "session-service", dependencies: ["SessionService"], path: "Services/Session/session-service"),
+        .executableTarget(name: "session-service", dependencies: ["SessionService", "ServerKit"], path: "Services/Session/session-service"),
         .target(
             name: "ClassroomService", dependencies: serviceLibraryDependencies, path: "Services/Classroom/ClassroomService"),
         .executableTarget(
-            name: "classroom-service", dependencies: ["ClassroomService"], path: "Services/Classroom/classroom-service"),
+            name: "classroom-service", dependencies: ["ClassroomService", "ServerKit"], path: "Services/Classroom/classroom-service"),
         .target(name: "ReportService", dependencies: serviceLibraryDependencies, path: "Services/Report/ReportService"),
-        .executableTarget(name: "report-service", dependencies: ["ReportService"], path: "Services/Report/report-service"),
+        .executableTarget(name: "report-service", dependencies: ["ReportService", "ServerKit"], path: "Services/Report/report-service"),
 
         // MARK: Benchmarks
 

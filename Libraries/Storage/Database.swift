@@ -141,7 +141,9 @@ public final class Database: Service, Sendable {
         } else {
             try? await gracefulShutdown()
         }
-        try await closer()
+        // Close outside this (possibly cancelled) task: a cancelled close would leave the connection open.
+        let closer = self.closer
+        try await Task { try await closer() }.value
         logger.info("database closed")
     }
 

@@ -1,1 +1,4 @@
-print("x")
+import ServerKit
+import CatalogService
+
+await ServiceLauncher.main(spec: CatalogApplication.spec, start: CatalogApplication.run)

@@ -1,1 +1,4 @@
-print("x")
+import ServerKit
+import ClassroomService
+
+await ServiceLauncher.main(spec: ClassroomApplication.spec, start: ClassroomApplication.run)

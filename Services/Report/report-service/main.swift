@@ -1,1 +1,4 @@
-print("x")
+import ServerKit
+import ReportService
+
+await ServiceLauncher.main(spec: ReportApplication.spec, start: ReportApplication.run)

@@ -1,1 +1,4 @@
-print("x")
+import ServerKit
+import SessionService
+
+await ServiceLauncher.main(spec: SessionApplication.spec, start: SessionApplication.run)

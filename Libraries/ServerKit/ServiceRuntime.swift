@@ -1,0 +1,154 @@
+import Contracts
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import UnixSignals
+import Storage
+import Wire
+
+/// What a service is, for the shared runtime: its name, the peers it needs, its schema.
+public struct ServiceSpec: Sendable {
+    public var name: ServiceName
+    /// Peers it calls. Each is configured as `peers.<name>`.
+    public var peers: [ServiceName]
+    /// Peers that must answer before `/readyz` says ready.
+    public var requiredPeers: [ServiceName]
+    public var migrations: [Migration]
+
+    public init(name: ServiceName, peers: [ServiceName], requiredPeers: [ServiceName], migrations: [Migration]) {
+        self.name = name
+        self.peers = peers
+        self.requiredPeers = requiredPeers
+        self.migrations = migrations
+    }
+}
+
+/// The parts every service is built from: configuration, logger, database, peers. A service's
+/// `buildApplication` makes one, adds its REST routes and wire methods, and runs it.
+public struct ServiceRuntime: Sendable {
+    public let spec: ServiceSpec
+    public let configuration: ServiceConfiguration
+    public let logger: Logger
+    public let database: Database
+    public let peers: Peers
+    /// Called with the bound HTTP and wire ports once both listen (tests use port 0).
+    public var onListening: (@Sendable (_ http: Int, _ wire: Int) async -> Void)?
+
+    public static func make(spec: ServiceSpec, configuration: ServiceConfiguration, logger: Logger) async throws
+        -> ServiceRuntime
+    {
+        let database = try await Database.open(configuration.database, logger: logger)
+        let peers = try Peers.make(configuration, required: spec.requiredPeers, logger: logger)
+        return ServiceRuntime(
+            spec: spec, configuration: configuration, logger: logger, database: database, peers: peers)
+    }
+
+    /// Runs the service until SIGTERM/SIGINT (or the task is cancelled): migrates, then serves REST and wire;
+    /// on shutdown stops HTTP and wire from taking new work, drains what is in flight, closes peers and database.
+    public func run(
+        routes: @escaping @Sendable (Router<BasicRequestContext>) -> Void,
+        wire: WireRouter,
+        background: [any Service] = [],
+        signals: [UnixSignal] = [.sigterm, .sigint]
+    ) async throws {
+        let name = spec.name.rawValue
+        let router = Router(context: BasicRequestContext.self)
+        router.middlewares.add(ServiceHeaderMiddleware(service: name))
+        router.middlewares.add(MetricsMiddleware())
+        router.middlewares.add(JSONErrorMiddleware())
+        router.middlewares.add(LogRequestsMiddleware(.debug))
+        HealthController(service: name, database: database, peers: peers, registry: MetricsSetup.registry)
+            .addRoutes(to: router)
+        routes(router)
+
+        var wireConfiguration = WireServerConfiguration(
+            host: configuration.wireHost, port: configuration.wirePort,
+            tls: try WireTLS.serverContext(configuration.wireTLS), serviceName: name, version: configuration.version)
+        wireConfiguration.maxLineBytes = configuration.wireMaxLineBytes
+        let wireServer = WireServer(
+            configuration: wireConfiguration, router: wire, errorMapper: WireErrorMapping.map, logger: logger)
+
+        let ports = PortReporter(wire: wireServer, callback: onListening)
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort)),
+            onServerRunning: { channel in await ports.http(channel.localAddress?.port ?? 0) },
+            logger: logger)
+
+        let serving = ServingService(
+            database: database, migrator: Migrator(spec.migrations), wire: wireServer, http: app,
+            background: background, logger: logger)
+        let services: [any Service] = [database] + peers.clients.values.map { $0 as any Service } + [serving]
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) },
+                gracefulShutdownSignals: signals,
+                logger: logger))
+        logger.info(
+            "starting",
+            metadata: ["version": "\(configuration.version)", "http": "\(configuration.httpHost):\(configuration.httpPort)",
+                       "wire": "\(configuration.wireHost):\(configuration.wirePort)",
+                       "db": "\(configuration.database.backend.rawValue)"])
+        try await group.run()
+        logger.info("stopped")
+    }
+}
+
+/// Migrates, then runs the wire server, the HTTP server and background loops side by side. Graceful shutdown reaches
+/// all of them (it is inherited by child tasks); each drains its own work.
+struct ServingService: Service {
+    let database: Database
+    let migrator: Migrator
+    let wire: WireServer
+    let http: any Service
+    let background: [any Service]
+    let logger: Logger
+
+    func run() async throws {
+        try await migrateWithRetry()
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await wire.run() }
+            group.addTask { try await http.run() }
+            for service in background {
+                group.addTask { try await service.run() }
+            }
+        }
+    }
+
+    /// A database that is not up yet (PostgreSQL starting beside us) is retried for a while; a broken migration
+    /// fails at once.
+    private func migrateWithRetry() async throws {
+        var attempt = 0
+        while true {
+            do {
+                try await migrator.migrate(database, logger: logger)
+                return
+            } catch let error as StorageError {
+                logger.critical("migration failed", metadata: ["error": "\(error)"])
+                throw error
+            } catch {
+                attempt += 1
+                if attempt >= 30 {
+                    logger.critical("database unreachable; giving up", metadata: ["error": "\(error)"])
+                    throw error
+                }
+                logger.warning("database not reachable yet; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+}
+
+/// Reports the bound ports once the HTTP server runs (the wire server is bound by then or soon after).
+struct PortReporter: Sendable {
+    let wire: WireServer
+    let callback: (@Sendable (_ http: Int, _ wire: Int) async -> Void)?
+
+    func http(_ port: Int) async {
+        guard let callback else { return }
+        let wirePort = (try? await wire.localAddress().port) ?? 0
+        await callback(port, wirePort ?? 0)
+    }
+}
