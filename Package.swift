@@ -126,7 +126,9 @@ let package = Package(
         .testTarget(name: "LayeringTests", path: "Tests/LayeringTests"),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TestSupport", "Wire", "Contracts", nioCore, nioPosix, nioSSL, logging],
+            dependencies: [
+                "TestSupport", "Wire", "Contracts", nioCore, nioPosix, nioSSL, logging,
+            ],
             path: "Tests/IntegrationTests"),
     ],
     swiftLanguageModes: [.v6]

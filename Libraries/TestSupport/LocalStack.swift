@@ -1,0 +1,161 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Real service processes for integration tests: the debug executables that `swift build` made, each on loopback
+/// ports picked for the test, with a fresh LABPORTAL_HOME, development PKI and databases.
+public final class LocalStack: @unchecked Sendable {
+    // @unchecked: mutated only by the test that owns it, from one task at a time.
+    public static let peers: [String: [String]] = [
+        "catalog": ["session"], "session": ["catalog"], "classroom": ["session", "catalog"],
+        "report": ["classroom", "session"],
+    ]
+
+    public let home: String
+    public private(set) var httpPorts: [String: Int] = [:]
+    public private(set) var wirePorts: [String: Int] = [:]
+    private var processes: [String: Process] = [:]
+    private let extraEnvironment: [String: String]
+
+    public static var binDirectory: String {
+        if let dir = ProcessInfo.processInfo.environment["LABPORTAL_BIN_DIR"], !dir.isEmpty { return dir }
+        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+    }
+
+    public init(environment: [String: String] = [:]) async throws {
+        home = FileManager.default.temporaryDirectory
+            .appendingPathComponent("labportal-stack-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        let result = runProcess(repositoryRoot.appendingPathComponent("deploy/pki/dev-pki").path, ["\(home)/pki"])
+        guard result.status == 0 else { throw StackError.setup("dev-pki failed: \(result.output)") }
+        extraEnvironment = environment
+        for name in ["catalog", "session", "classroom", "report"] {
+            httpPorts[name] = try await freeLoopbackPort()
+            wirePorts[name] = try await freeLoopbackPort()
+        }
+    }
+
+    public func executable(_ name: String) throws -> String {
+        let path = "\(Self.binDirectory)/\(name)-service"
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw StackError.setup("\(path) is missing: run `swift build` (the test command does) before the tests")
+        }
+        return path
+    }
+
+    public func environment(for name: String, overrides: [String: String] = [:]) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("LABPORTAL_") }
+        environment["LABPORTAL_HOME"] = home
+        environment["LABPORTAL_HTTP_PORT"] = String(httpPorts[name]!)
+        environment["LABPORTAL_WIRE_PORT"] = String(wirePorts[name]!)
+        environment["LABPORTAL_LOG_FORMAT"] = "json"
+        environment["LABPORTAL_LOG_LEVEL"] = "info"
+        for peer in Self.peers[name] ?? [] {
+            environment["LABPORTAL_PEERS_\(peer.uppercased())"] = "127.0.0.1:\(wirePorts[peer]!)"
+        }
+        for (key, value) in extraEnvironment { environment[key] = value }
+        for (key, value) in overrides { environment[key] = value }
+        return environment
+    }
+
+    public func logPath(_ name: String) -> String { "\(home)/\(name)-service.log" }
+
+    /// Starts one service; returns at once.
+    public func start(_ name: String, environment overrides: [String: String] = [:]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try executable(name))
+        process.environment = environment(for: name, overrides: overrides)
+        FileManager.default.createFile(atPath: logPath(name), contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath(name)))
+        try log.seekToEnd()
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        processes[name] = process
+    }
+
+    public func startAll() throws {
+        for name in ["catalog", "session", "classroom", "report"] { try start(name) }
+    }
+
+    /// Waits until `/readyz` answers 200.
+    public func waitReady(_ name: String, seconds: Int = 60) async throws {
+        let ready = await eventually(attempts: seconds * 10, interval: .milliseconds(100)) {
+            (try? await self.get(name, "/readyz").status) == 200
+        }
+        if !ready {
+            let status = try? await get(name, "/readyz")
+            throw StackError.notReady(
+                "\(name)-service not ready: \(status.map { "\($0.status) \($0.text)" } ?? "no answer")\n\(logTail(name))")
+        }
+    }
+
+    public func logTail(_ name: String, lines: Int = 30) -> String {
+        let text = (try? String(contentsOfFile: logPath(name), encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit status.
+    @discardableResult
+    public func stop(_ name: String, seconds: Int = 20) async -> Int32? {
+        guard let process = processes.removeValue(forKey: name) else { return nil }
+        guard process.isRunning else { return process.terminationStatus }
+        kill(process.processIdentifier, SIGTERM)
+        let exited = await eventually(attempts: seconds * 10, interval: .milliseconds(100)) { !process.isRunning }
+        if !exited {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return nil
+        }
+        return process.terminationStatus
+    }
+
+    public func stopAll() async {
+        for name in Array(processes.keys) { await stop(name) }
+    }
+
+    public func isRunning(_ name: String) -> Bool { processes[name]?.isRunning ?? false }
+
+    public func get(_ name: String, _ path: String) async throws -> HTTPResult {
+        try await httpGet("http://127.0.0.1:\(httpPorts[name]!)\(path)")
+    }
+
+    deinit {
+        for process in processes.values where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+public enum StackError: Error, CustomStringConvertible {
+    case setup(String)
+    case notReady(String)
+
+    public var description: String {
+        switch self {
+        case .setup(let message), .notReady(let message): message
+        }
+    }
+}
+
+public struct HTTPResult: Sendable {
+    public var status: Int
+    public var headers: [String: String]
+    public var body: Data
+    public var text: String { String(decoding: body, as: UTF8.self) }
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.key.lowercased() == name.lowercased() }?.value
+    }
+
+    public var json: [String: Any]? { try? JSONSerialization.jsonObject(with: body) as? [String: Any] }
+}
+
+public func httpGet(_ url: String, timeout: TimeInterval = 10) async throws -> HTTPResult {
+    var request = URLRequest(url: URL(string: url)!)
+    request.timeoutInterval = timeout
+    let (data, response) = try await URLSession.shared.data(for: request)
+    let http = response as! HTTPURLResponse
+    var headers: [String: String] = [:]
+    for (key, value) in http.allHeaderFields { headers["\(key)"] = "\(value)" }
+    return HTTPResult(status: http.statusCode, headers: headers, body: data)
+}

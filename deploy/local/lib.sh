@@ -1,0 +1,48 @@
+# Shared helpers of deploy/local/up, deploy/local/down and deploy/test/run. Source it; do not run it.
+
+labportal_repo() { cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd; }
+
+labportal_log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+labportal_as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    labportal_log "need root for: $*"; return 1; fi
+}
+
+# Installs the Debian packages that are missing, with one apt-get update at most.
+labportal_ensure_packages() {
+  local missing=()
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  labportal_log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  labportal_as_root apt-get update -qq >/dev/null
+  labportal_as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+labportal_require_swift() {
+  command -v swift >/dev/null || { [ -x /opt/swift/usr/bin/swift ] && export PATH=/opt/swift/usr/bin:$PATH; }
+  command -v swift >/dev/null || { labportal_log "swift is not installed (https://www.swift.org/install/linux/)"; return 1; }
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on right now.
+labportal_free_port() {
+  local port
+  for _ in $(seq 1 200); do
+    port=$(( (RANDOM % 30000) + 20000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
+  done
+  return 1
+}
+
+# Waits until URL answers 200, for at most SECONDS.
+labportal_wait_http() {
+  local url=$1 seconds=$2
+  for _ in $(seq 1 $((seconds * 5))); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$url" 2>/dev/null)" = 200 ] && return 0
+    sleep 0.2
+  done
+  return 1
+}
