@@ -68,6 +68,7 @@ let package = Package(
             dependencies: [
                 nioCore, nioTLS, nioPosix, nioConcurrency, nioFoundation, nioSSL, nioExtras, lifecycle, logging, metrics,
                 .product(name: "X509", package: "swift-certificates"),
+                .product(name: "HeapModule", package: "swift-collections"),
             ],
             path: "Libraries/Wire"),
         .target(
@@ -121,7 +122,9 @@ let package = Package(
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport", sqlKit], path: "Tests/StorageTests"),
         .testTarget(
             name: "ServerKitTests",
-            dependencies: ["ServerKit", "TestSupport", hummingbird, hummingbirdTesting, configuration],
+            dependencies: [
+                "ServerKit", "Contracts", "Wire", "Storage", "TestSupport", hummingbird, hummingbirdTesting, configuration,
+            ],
             path: "Tests/ServerKitTests"),
         .testTarget(name: "LayeringTests", path: "Tests/LayeringTests"),
         .testTarget(

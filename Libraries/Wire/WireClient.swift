@@ -256,6 +256,7 @@ final class EndpointConnector: Sendable {
         let remaining = deadline - NIODeadline.now()
         let timeout = max(.milliseconds(1), min(configuration.connectTimeout, remaining))
         let configuration = self.configuration
+        let routing = ResponseRouting()
         do {
             let channel = try await ClientBootstrap(group: group)
                 .connectTimeout(timeout)
@@ -267,12 +268,14 @@ final class EndpointConnector: Sendable {
                             NIOSSLClientHandler(context: configuration.tls, serverHostname: configuration.peerName))
                         try sync.addHandler(
                             ByteToMessageHandler(LineBasedFrameDecoder(), maximumBufferSize: configuration.maxLineBytes))
+                        try sync.addHandler(ResponseRoutingHandler(routing: routing))
                         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }
             let connection = WireConnection(
                 channel: channel, peer: "\(configuration.peerName) at \(endpoint)",
                 maxPending: configuration.maxPendingPerConnection, logger: logger)
+            routing.connect(connection)
             let task = Task { [weak self] in
                 let outcome = await connection.run()
                 self?.connectionEnded(connection, outcome: outcome)
@@ -369,7 +372,7 @@ final class WireConnection: Sendable {
 
     private struct Pending {
         var continuation: CheckedContinuation<ByteBuffer, any Error>
-        var timer: Scheduled<Void>?
+        var deadlineToken: UInt64
     }
 
     private struct State {
@@ -381,6 +384,7 @@ final class WireConnection: Sendable {
 
     private let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
     private let writer = LineWriter()
+    private let deadlines: DeadlineSweeper
     private let state = NIOLockedValueBox(State())
     private let peer: String
     private let maxPending: Int
@@ -388,6 +392,7 @@ final class WireConnection: Sendable {
 
     init(channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, peer: String, maxPending: Int, logger: Logger) {
         self.channel = channel
+        self.deadlines = DeadlineSweeper(eventLoop: channel.channel.eventLoop)
         self.peer = peer
         self.maxPending = maxPending
         self.logger = logger
@@ -400,9 +405,8 @@ final class WireConnection: Sendable {
             try await channel.executeThenClose { inbound, outbound in
                 try await withThrowingDiscardingTaskGroup { group in
                     group.addTask { try await self.writer.run(outbound) }
-                    for try await line in inbound {
-                        self.route(line)
-                    }
+                    // Answers are routed on the event loop by ResponseRoutingHandler; this loop only sees the end.
+                    for try await _ in inbound {}
                     self.writer.finish()
                     throw CancellationError()  // the peer closed: stop the writer too
                 }
@@ -417,14 +421,14 @@ final class WireConnection: Sendable {
             return (Array(state.pending.values), state.answeredAny)
         }
         writer.finish()
+        deadlines.stop()
         for entry in pending {
-            entry.timer?.cancel()
             entry.continuation.resume(throwing: WireError.unavailable("connection to \(peer) lost: \(reason)"))
         }
         return Outcome(answeredAny: answeredAny, reason: reason)
     }
 
-    private func route(_ line: ByteBuffer) {
+    func route(_ line: ByteBuffer) {
         guard let head = try? WireJSON.decoder.decode(ResponseHead.self, from: line) else {
             logger.warning("wire answer without a readable id dropped")
             return
@@ -441,7 +445,7 @@ final class WireConnection: Sendable {
             return state.pending.removeValue(forKey: id)
         }
         guard let entry else { return }  // its caller gave up (deadline or cancellation)
-        entry.timer?.cancel()
+        deadlines.remove(entry.deadlineToken)
         entry.continuation.resume(returning: line)
     }
 
@@ -462,7 +466,6 @@ final class WireConnection: Sendable {
         } catch {
             throw WireError.invalidParams("the params of \(method) could not be encoded")
         }
-        let eventLoop = channel.channel.eventLoop
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ByteBuffer, any Error>) in
                 let refusal: WireError? = state.withLockedValue { state in
@@ -471,10 +474,10 @@ final class WireConnection: Sendable {
                         return .unavailable("too many calls waiting on \(peer)")
                     }
                     let peer = self.peer
-                    let timer = eventLoop.scheduleTask(deadline: deadline) { [weak self] () -> Void in
+                    let token = deadlines.add(deadline) { [weak self] in
                         self?.expire(id, error: .deadlineExceeded("\(method) to \(peer) exceeded its deadline"))
                     }
-                    state.pending[id] = Pending(continuation: continuation, timer: timer)
+                    state.pending[id] = Pending(continuation: continuation, deadlineToken: token)
                     return nil
                 }
                 if let refusal {
@@ -498,7 +501,7 @@ final class WireConnection: Sendable {
     private func expire(_ id: Int64, error: WireError?) {
         let entry = state.withLockedValue { $0.pending.removeValue(forKey: id) }
         guard let entry else { return }
-        entry.timer?.cancel()
+        deadlines.remove(entry.deadlineToken)
         entry.continuation.resume(throwing: error ?? CancellationError())
     }
 }
@@ -527,5 +530,29 @@ final class WireClientMetrics: Sendable {
         }
         counter.increment()
         timer.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
+    }
+}
+
+/// Hands each answer line to its connection right on the event loop, so that an answer wakes its caller directly
+/// instead of passing through a reader task first.
+final class ResponseRouting: Sendable {
+    private let target = NIOLockedValueBox<WireConnection?>(nil)
+
+    func connect(_ connection: WireConnection) { target.withLockedValue { $0 = connection } }
+
+    func route(_ line: ByteBuffer) {
+        target.withLockedValue { $0 }?.route(line)
+    }
+}
+
+final class ResponseRoutingHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+
+    let routing: ResponseRouting
+
+    init(routing: ResponseRouting) { self.routing = routing }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        routing.route(unwrapInboundIn(data))
     }
 }

@@ -55,6 +55,7 @@ public final class WireServer: Service, Sendable {
     private let bound: EventLoopPromise<SocketAddress>
     private let metrics: WireServerMetrics
     private let accepted = NIOLockedValueBox(0)
+    private let deadlines: DeadlineSweeper
 
     /// Connections accepted since start.
     public var acceptedConnections: Int { accepted.withLockedValue { $0 } }
@@ -78,6 +79,7 @@ public final class WireServer: Service, Sendable {
         self.group = eventLoopGroup
         self.logger = logger
         self.bound = eventLoopGroup.any().makePromise(of: SocketAddress.self)
+        self.deadlines = DeadlineSweeper(eventLoop: eventLoopGroup.any())
         self.metrics = WireServerMetrics(methods: router.methodNames)
     }
 
@@ -131,6 +133,7 @@ public final class WireServer: Service, Sendable {
             self.logger.info("wire server shutting down: no new connections, draining requests in flight")
             listener.channel.close(promise: nil)
         }
+        deadlines.stop()
         logger.info("wire server stopped")
     }
 
@@ -263,10 +266,10 @@ public final class WireServer: Service, Sendable {
         // The deadline: a timer answers -32005 on time and cancels the handler; whichever of the two comes first
         // answers, the other is dropped.
         let outcome = CallOutcome()
-        let timer: Scheduled<Void>? = withUnsafeCurrentTask { task in
+        let timer: UInt64? = withUnsafeCurrentTask { task in
             guard let task else { return nil }
             let handle = UnsafeTaskHandle(task: task)
-            return eventLoop.scheduleTask(deadline: deadline) {
+            return deadlines.add(deadline) {
                 guard outcome.claim(cancelling: handle) else { return }
                 self.metrics.record(method: name, code: WireError.Code.deadlineExceeded.rawValue, since: started)
                 callLogger.notice("wire call exceeded its deadline")
@@ -281,7 +284,7 @@ public final class WireServer: Service, Sendable {
         } catch {
             answer = .failure(map(error, method: name, logger: callLogger))
         }
-        timer?.cancel()
+        if let timer { deadlines.remove(timer) }
         guard outcome.claim(cancelling: nil) else { return }
         switch answer {
         case .success(let line):
