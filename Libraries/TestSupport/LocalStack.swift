@@ -36,6 +36,20 @@ public final class LocalStack: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` with a fresh stack and stops every process it started, whether `body` succeeds or throws.
+    public static func with(
+        environment: [String: String] = [:], _ body: (LocalStack) async throws -> Void
+    ) async throws {
+        let stack = try await LocalStack(environment: environment)
+        do {
+            try await body(stack)
+        } catch {
+            await stack.stopAll()
+            throw error
+        }
+        await stack.stopAll()
+    }
+
     public func executable(_ name: String) throws -> String {
         let path = "\(Self.binDirectory)/\(name)-service"
         guard FileManager.default.isExecutableFile(atPath: path) else {

@@ -10,73 +10,73 @@ import Wire
 struct ServiceProcessTests {
     @Test("the four services start, migrate, ping their peers, turn ready, name themselves, and stop on SIGTERM")
     func fourServicesRun() async throws {
-        let stack = try await LocalStack()
-        defer { Task { await stack.stopAll() } }
-        try stack.startAll()
-        for name in ["catalog", "session", "classroom", "report"] {
-            try await stack.waitReady(name)
-        }
-        // An operator tool (the admin identity) pings each service over mutual TLS.
-        let pki = "\(stack.home)/pki"
-        let files = WireTLSFiles(certificate: "\(pki)/admin.pem", privateKey: "\(pki)/admin.key", trustRoots: "\(pki)/ca.pem")
-        for name in ["catalog", "session", "classroom", "report"] {
-            let client = WireClient(
-                configuration: WireClientConfiguration(
-                    peerName: name, endpoints: [WireEndpoint(host: "127.0.0.1", port: stack.wirePorts[name]!)],
-                    tls: try WireTLS.clientContext(files)),
-                logger: quietLogger)
-            let ping: WirePing.Result = try await client.call(WirePing.method, Empty(), idempotent: true)
-            #expect(ping.service == name)
-            await client.shutdown()
-        }
-
-        for name in ["catalog", "session", "classroom", "report"] {
-            let health = try await stack.get(name, "/healthz")
-            #expect(health.status == 200)
-            #expect(health.header(ServiceHeader.name) == name)
-            #expect(health.header("X-Request-Id")?.isEmpty == false)
-
-            let ready = try await stack.get(name, "/readyz")
-            let checks = ready.json?["checks"] as? [String: String]
-            #expect(checks?["database"] == "ok")
-            for peer in LocalStack.peers[name]! {
-                #expect(checks?[peer] == "ok", "\(name) sees \(peer)")
+        try await LocalStack.with { stack in
+            try stack.startAll()
+            for name in ["catalog", "session", "classroom", "report"] {
+                try await stack.waitReady(name)
+            }
+            // An operator tool (the admin identity) pings each service over mutual TLS.
+            let pki = "\(stack.home)/pki"
+            let files = WireTLSFiles(certificate: "\(pki)/admin.pem", privateKey: "\(pki)/admin.key", trustRoots: "\(pki)/ca.pem")
+            for name in ["catalog", "session", "classroom", "report"] {
+                let client = WireClient(
+                    configuration: WireClientConfiguration(
+                        peerName: name, endpoints: [WireEndpoint(host: "127.0.0.1", port: stack.wirePorts[name]!)],
+                        tls: try WireTLS.clientContext(files)),
+                    logger: quietLogger)
+                let ping: WirePing.Result = try await client.call(WirePing.method, Empty(), idempotent: true)
+                #expect(ping.service == name)
+                await client.shutdown()
             }
 
-            let missing = try await stack.get(name, "/no/such/route")
-            #expect(missing.status == 404)
-            #expect(missing.header(ServiceHeader.name) == name)
-            #expect(missing.json?["error"] as? String != nil, "errors are JSON: \(missing.text)")
+            for name in ["catalog", "session", "classroom", "report"] {
+                let health = try await stack.get(name, "/healthz")
+                #expect(health.status == 200)
+                #expect(health.header(ServiceHeader.name) == name)
+                #expect(health.header("X-Request-Id")?.isEmpty == false)
 
-            let metrics = try await stack.get(name, "/metrics")
-            #expect(metrics.status == 200)
-            #expect(metrics.text.contains("labportal_wire_server_requests_total"), "wire call counts")
-            #expect(metrics.text.contains("method=\"wire.ping\""))
-            #expect(metrics.text.contains("labportal_wire_server_request_duration_seconds"), "wire latencies")
-            #expect(metrics.text.contains("hb_requests"), "HTTP request counts per route and status")
-        }
+                let ready = try await stack.get(name, "/readyz")
+                let checks = ready.json?["checks"] as? [String: String]
+                #expect(checks?["database"] == "ok")
+                for peer in LocalStack.peers[name]! {
+                    #expect(checks?[peer] == "ok", "\(name) sees \(peer)")
+                }
 
-        for name in ["report", "classroom", "session", "catalog"] {
-            let status = await stack.stop(name)
-            #expect(status == 0, "\(name)-service exits cleanly on SIGTERM:\n\(stack.logTail(name))")
+                let missing = try await stack.get(name, "/no/such/route")
+                #expect(missing.status == 404)
+                #expect(missing.header(ServiceHeader.name) == name)
+                #expect(missing.json?["error"] as? String != nil, "errors are JSON: \(missing.text)")
+
+                let metrics = try await stack.get(name, "/metrics")
+                #expect(metrics.status == 200)
+                #expect(metrics.text.contains("labportal_wire_server_requests_total"), "wire call counts")
+                #expect(metrics.text.contains("method=\"wire.ping\""))
+                #expect(metrics.text.contains("labportal_wire_server_request_duration_seconds"), "wire latencies")
+                #expect(metrics.text.contains("hb_requests"), "HTTP request counts per route and status")
+            }
+
+            for name in ["report", "classroom", "session", "catalog"] {
+                let status = await stack.stop(name)
+                #expect(status == 0, "\(name)-service exits cleanly on SIGTERM:\n\(stack.logTail(name))")
+            }
+            let log = stack.logTail("catalog", lines: 200)
+            #expect(log.contains("\"msg\":\"stopped\""), "structured logs say what happened")
         }
-        let log = stack.logTail("catalog", lines: 200)
-        #expect(log.contains("\"msg\":\"stopped\""), "structured logs say what happened")
     }
 
     @Test("/readyz stays 503, naming the peer, until the peer answers")
     func readinessFollowsPeers() async throws {
-        let stack = try await LocalStack()
-        defer { Task { await stack.stopAll() } }
-        try stack.start("catalog")
-        let healthy = await eventually { (try? await stack.get("catalog", "/healthz").status) == 200 }
-        #expect(healthy, "catalog-service serves HTTP:\n\(stack.logTail("catalog"))")
-        let notReady = try await stack.get("catalog", "/readyz")
-        #expect(notReady.status == 503)
-        #expect((notReady.json?["error"] as? String)?.contains("session") == true, "\(notReady.text)")
-        try stack.start("session")
-        try await stack.waitReady("session")
-        try await stack.waitReady("catalog")
+        try await LocalStack.with { stack in
+            try stack.start("catalog")
+            let healthy = await eventually { (try? await stack.get("catalog", "/healthz").status) == 200 }
+            #expect(healthy, "catalog-service serves HTTP:\n\(stack.logTail("catalog"))")
+            let notReady = try await stack.get("catalog", "/readyz")
+            #expect(notReady.status == 503)
+            #expect((notReady.json?["error"] as? String)?.contains("session") == true, "\(notReady.text)")
+            try stack.start("session")
+            try await stack.waitReady("session")
+            try await stack.waitReady("catalog")
+        }
     }
 
     @Test("a bad configuration value stops the process at once with a message naming the key")
@@ -102,16 +102,16 @@ struct ServiceProcessTests {
             return
         }
         let suffix = UUID().uuidString.prefix(6).lowercased()
-        let stack = try await LocalStack(environment: ["LABPORTAL_DB_BACKEND": "postgres", "LABPORTAL_DB_URL": url])
-        defer { Task { await stack.stopAll() } }
-        try stack.start("catalog", environment: ["LABPORTAL_DB_SCHEMA": "catalog_\(suffix)"])
-        try stack.start("session", environment: ["LABPORTAL_DB_SCHEMA": "session_\(suffix)"])
-        try await stack.waitReady("catalog")
-        try await stack.waitReady("session")
-        // A second replica of catalog on the same schema: migrations are not applied twice.
-        #expect(await stack.stop("catalog") == 0)
-        try stack.start("catalog", environment: ["LABPORTAL_DB_SCHEMA": "catalog_\(suffix)"])
-        try await stack.waitReady("catalog")
-        #expect(stack.logTail("catalog", lines: 400).contains("database schema is current"))
+        try await LocalStack.with(environment: ["LABPORTAL_DB_BACKEND": "postgres", "LABPORTAL_DB_URL": url]) { stack in
+            try stack.start("catalog", environment: ["LABPORTAL_DB_SCHEMA": "catalog_\(suffix)"])
+            try stack.start("session", environment: ["LABPORTAL_DB_SCHEMA": "session_\(suffix)"])
+            try await stack.waitReady("catalog")
+            try await stack.waitReady("session")
+            // A second replica of catalog on the same schema: migrations are not applied twice.
+            #expect(await stack.stop("catalog") == 0)
+            try stack.start("catalog", environment: ["LABPORTAL_DB_SCHEMA": "catalog_\(suffix)"])
+            try await stack.waitReady("catalog")
+            #expect(stack.logTail("catalog", lines: 400).contains("database schema is current"))
+        }
     }
 }
