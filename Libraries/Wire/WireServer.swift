@@ -90,12 +90,17 @@ public final class WireServer: Service, Sendable {
 
     public func run() async throws {
         let configuration = self.configuration
-        let listener: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+        // Accepted channels are wrapped in NIOAsyncChannel by the task that serves them, not here: a connection
+        // accepted while the listener closes would otherwise be dropped with an unfinished writer, which traps
+        // (swift-nio#2813).
+        let listener: NIOAsyncChannel<any Channel, Never>
         do {
             listener = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                // Nothing is read until the serving task has wrapped the channel (see serve(_:)).
+                .childChannelOption(.autoRead, value: false)
                 .bind(host: configuration.host, port: configuration.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
@@ -103,7 +108,7 @@ public final class WireServer: Service, Sendable {
                         try sync.addHandler(HandshakeTimeoutHandler(timeout: configuration.handshakeTimeout))
                         try sync.addHandler(
                             ByteToMessageHandler(LineBasedFrameDecoder(), maximumBufferSize: configuration.maxLineBytes))
-                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                        return channel
                     }
                 }
         } catch {
@@ -141,7 +146,18 @@ public final class WireServer: Service, Sendable {
 
     /// Serves one connection until the peer leaves, the line limit is broken or the server shuts down. Never
     /// throws, so that one bad peer cannot stop the accept loop.
-    private func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+    private func serve(_ channel: any Channel) async {
+        let connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        do {
+            connection = try await channel.eventLoop.submit {
+                let wrapped = try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                try channel.syncOptions?.setOption(.autoRead, value: true)
+                return wrapped
+            }.get()
+        } catch {
+            channel.close(promise: nil)
+            return
+        }
         let remote = connection.channel.remoteAddress.map { "\($0)" } ?? "unknown"
         var logger = self.logger
         logger[metadataKey: "peer"] = "\(remote)"
