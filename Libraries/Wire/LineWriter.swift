@@ -1,83 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// Writes lines to a connection from many tasks, coalescing whatever is queued into one write and one flush.
-///
-/// Producers never wait; the queue is bounded by whoever produces (the server's in-flight limit, the client's
-/// pending-call limit). One task runs `run(_:)` and owns the outbound writer.
-final class LineWriter: Sendable {
-    private struct State {
-        var queue: [ByteBuffer] = []
-        var waiter: CheckedContinuation<Void, Never>?
-        var finished = false
-    }
-
-    private let state = NIOLockedValueBox(State())
-
-    /// Queues one line (the buffer must already end with `\n`). Lines queued after `finish()` are dropped.
-    func enqueue(_ line: ByteBuffer) {
-        let waiter: CheckedContinuation<Void, Never>? = state.withLockedValue { state in
-            guard !state.finished else { return nil }
-            state.queue.append(line)
-            defer { state.waiter = nil }
-            return state.waiter
-        }
-        waiter?.resume()
-    }
-
-    /// Lets `run` return once everything queued so far is written.
-    func finish() {
-        let waiter: CheckedContinuation<Void, Never>? = state.withLockedValue { state in
-            state.finished = true
-            defer { state.waiter = nil }
-            return state.waiter
-        }
-        waiter?.resume()
-    }
-
-    /// Writes batches until `finish()` is called and the queue is empty.
-    func run(_ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
-        while true {
-            let batch = await nextBatch()
-            guard let batch else { return }
-            try await outbound.write(contentsOf: batch)
-        }
-    }
-
-    private func nextBatch() async -> [ByteBuffer]? {
-        while true {
-            enum Step { case batch([ByteBuffer]), done, wait }
-            let step: Step = state.withLockedValue { state in
-                if !state.queue.isEmpty {
-                    defer { state.queue.removeAll(keepingCapacity: true) }
-                    return .batch(state.queue)
-                }
-                return state.finished ? .done : .wait
-            }
-            switch step {
-            case .batch(let lines): return lines
-            case .done: return nil
-            case .wait:
-                // Cancelling the writer's task finishes it: what is queued is still written, then it returns.
-                await withTaskCancellationHandler {
-                    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                        let resumeNow = state.withLockedValue { state in
-                            if state.queue.isEmpty && !state.finished {
-                                state.waiter = continuation
-                                return false
-                            }
-                            return true
-                        }
-                        if resumeNow { continuation.resume() }
-                    }
-                } onCancel: {
-                    self.finish()
-                }
-            }
-        }
-    }
-}
-
 /// Bounds the requests in flight on one connection: the read loop waits while the limit is reached, which stops
 /// reading from the socket and so pushes back on the peer.
 final class InFlightLimiter: Sendable {
@@ -140,5 +63,60 @@ final class InFlightLimiter: Sendable {
             }
             if resumeNow { continuation.resume() }
         }
+    }
+}
+
+/// Writes lines straight into a channel from any thread, coalescing: lines queued while a write is pending go out
+/// in the same batch, with one flush. No task sits between the producer and the event loop.
+///
+/// Producers never wait; the queue is bounded by whoever produces (the server's in-flight limit, the client's
+/// pending-call limit).
+final class ChannelLineWriter: Sendable {
+    private struct State {
+        var queue: [ByteBuffer] = []
+        var scheduled = false
+        var finished = false
+    }
+
+    private let channel: any Channel
+    private let state = NIOLockedValueBox(State())
+
+    init(channel: any Channel) { self.channel = channel }
+
+    /// Queues one line (the buffer must already end with `\n`). Lines queued after `finish()` are dropped.
+    func enqueue(_ line: ByteBuffer) {
+        let schedule: Bool = state.withLockedValue { state in
+            guard !state.finished else { return false }
+            state.queue.append(line)
+            if state.scheduled { return false }
+            state.scheduled = true
+            return true
+        }
+        if schedule {
+            channel.eventLoop.execute { _ = self.drain() }
+        }
+    }
+
+    /// On the event loop: writes what is queued and flushes. Returns the last write's future, if any.
+    private func drain() -> EventLoopFuture<Void>? {
+        let batch: [ByteBuffer] = state.withLockedValue { state in
+            state.scheduled = false
+            defer { state.queue.removeAll(keepingCapacity: true) }
+            return state.queue
+        }
+        guard let last = batch.last else { return nil }
+        for line in batch.dropLast() { channel.write(line, promise: nil) }
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(last, promise: promise)
+        return promise.futureResult
+    }
+
+    /// Stops taking lines and returns once everything queued has been written to the socket (or the channel failed).
+    func finish() async {
+        state.withLockedValue { $0.finished = true }
+        let written = channel.eventLoop.flatSubmit { [self] () -> EventLoopFuture<Void> in
+            self.drain() ?? self.channel.eventLoop.makeSucceededVoidFuture()
+        }
+        try? await written.get()
     }
 }

@@ -383,7 +383,7 @@ final class WireConnection: Sendable {
     }
 
     private let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
-    private let writer = LineWriter()
+    private let writer: ChannelLineWriter
     private let deadlines: DeadlineSweeper
     private let state = NIOLockedValueBox(State())
     private let peer: String
@@ -392,6 +392,7 @@ final class WireConnection: Sendable {
 
     init(channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, peer: String, maxPending: Int, logger: Logger) {
         self.channel = channel
+        self.writer = ChannelLineWriter(channel: channel.channel)
         self.deadlines = DeadlineSweeper(eventLoop: channel.channel.eventLoop)
         self.peer = peer
         self.maxPending = maxPending
@@ -402,14 +403,9 @@ final class WireConnection: Sendable {
     func run() async -> Outcome {
         var reason = "closed by peer"
         do {
-            try await channel.executeThenClose { inbound, outbound in
-                try await withThrowingDiscardingTaskGroup { group in
-                    group.addTask { try await self.writer.run(outbound) }
-                    // Answers are routed on the event loop by ResponseRoutingHandler; this loop only sees the end.
-                    for try await _ in inbound {}
-                    self.writer.finish()
-                    throw CancellationError()  // the peer closed: stop the writer too
-                }
+            try await channel.executeThenClose { inbound, _ in
+                // Answers are routed on the event loop by ResponseRoutingHandler; this loop only sees the end.
+                for try await _ in inbound {}
             }
         } catch is CancellationError {
         } catch {
@@ -420,7 +416,7 @@ final class WireConnection: Sendable {
             defer { state.pending.removeAll() }
             return (Array(state.pending.values), state.answeredAny)
         }
-        writer.finish()
+        await writer.finish()
         deadlines.stop()
         for entry in pending {
             entry.continuation.resume(throwing: WireError.unavailable("connection to \(peer) lost: \(reason)"))
@@ -429,6 +425,10 @@ final class WireConnection: Sendable {
     }
 
     func route(_ line: ByteBuffer) {
+        if let id = Self.leadingNumericID(line) {
+            deliver(id, line)
+            return
+        }
         guard let head = try? WireJSON.decoder.decode(ResponseHead.self, from: line) else {
             logger.warning("wire answer without a readable id dropped")
             return
@@ -440,6 +440,10 @@ final class WireConnection: Sendable {
                 metadata: ["line": "\(String(buffer: line).prefix(500))"])
             return
         }
+        deliver(id, line)
+    }
+
+    private func deliver(_ id: Int64, _ line: ByteBuffer) {
         let entry: Pending? = state.withLockedValue { state in
             state.answeredAny = true
             return state.pending.removeValue(forKey: id)
@@ -447,6 +451,29 @@ final class WireConnection: Sendable {
         guard let entry else { return }  // its caller gave up (deadline or cancellation)
         deadlines.remove(entry.deadlineToken)
         entry.continuation.resume(returning: line)
+    }
+
+    private static let answerPrefix = Array(#"{"jsonrpc":"2.0","id":"#.utf8)
+
+    /// The id of an answer that starts `{"jsonrpc":"2.0","id":<digits>,` — the shape every LabPortal server writes —
+    /// read without a JSON parse. Anything else returns nil and takes the general path.
+    static func leadingNumericID(_ line: ByteBuffer) -> Int64? {
+        line.withUnsafeReadableBytes { bytes -> Int64? in
+            let prefix = answerPrefix
+            guard bytes.count > prefix.count + 1 else { return nil }
+            for index in 0..<prefix.count where bytes[index] != prefix[index] { return nil }
+            var value: Int64 = 0
+            var index = prefix.count
+            var digits = 0
+            while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+                guard digits < 18 else { return nil }
+                value = value * 10 + Int64(bytes[index] - UInt8(ascii: "0"))
+                index += 1
+                digits += 1
+            }
+            guard digits > 0, index < bytes.count, bytes[index] == UInt8(ascii: ",") else { return nil }
+            return value
+        }
     }
 
     func send<Params: Encodable & Sendable>(

@@ -161,12 +161,11 @@ public final class WireServer: Service, Sendable {
         let remote = connection.channel.remoteAddress.map { "\($0)" } ?? "unknown"
         var logger = self.logger
         logger[metadataKey: "peer"] = "\(remote)"
-        let writer = LineWriter()
+        let writer = ChannelLineWriter(channel: connection.channel)
         let limiter = InFlightLimiter(limit: configuration.maxInFlightPerConnection)
         do {
             try await connection.executeThenClose { inbound, outbound in
                 try await withThrowingDiscardingTaskGroup { group in
-                    group.addTask { try await writer.run(outbound) }
                     var caller: String?
                     do {
                         for try await line in inbound.cancelOnGracefulShutdown() {
@@ -201,7 +200,7 @@ public final class WireServer: Service, Sendable {
                         }
                     }
                     await limiter.drained()
-                    writer.finish()
+                    await writer.finish()
                 }
             }
         } catch let error as NIOSSLError {
@@ -227,7 +226,7 @@ public final class WireServer: Service, Sendable {
     // MARK: - One request
 
     private func process(
-        _ line: ByteBuffer, caller: String, eventLoop: any EventLoop, writer: LineWriter, logger: Logger
+        _ line: ByteBuffer, caller: String, eventLoop: any EventLoop, writer: ChannelLineWriter, logger: Logger
     ) async {
         let started = NIODeadline.now()
         let head: RequestHead
@@ -326,7 +325,7 @@ public final class WireServer: Service, Sendable {
         return .internal()
     }
 
-    private func respond(_ writer: LineWriter, id: JSONRPCID?, error: WireError) {
+    private func respond(_ writer: ChannelLineWriter, id: JSONRPCID?, error: WireError) {
         if let line = try? encodeLine(ErrorEnvelope(id: id, error: error)) {
             writer.enqueue(line)
         }

@@ -1,0 +1,27 @@
+import NIOCore
+@testable import Wire
+import Testing
+
+@Suite("Answer routing reads the id of the common shape without parsing, and defers to JSON otherwise")
+struct AnswerRoutingTests {
+    @Test(arguments: [
+        (#"{"jsonrpc":"2.0","id":17,"result":{}}"#, Int64(17)),
+        (#"{"jsonrpc":"2.0","id":0,"error":{"code":-32601,"message":"x"}}"#, Int64(0)),
+        (#"{"jsonrpc":"2.0","id":123456789012345678,"result":1}"#, Int64(123_456_789_012_345_678)),
+    ])
+    func fastPath(line: String, id: Int64) {
+        #expect(WireConnection.leadingNumericID(ByteBuffer(string: line)) == id)
+    }
+
+    @Test(arguments: [
+        #"{"id":17,"jsonrpc":"2.0","result":{}}"#,  // other member order: the JSON path handles it
+        #"{"jsonrpc":"2.0","id":"17","result":{}}"#,  // string id
+        #"{"jsonrpc":"2.0","id":null,"error":{}}"#,
+        #"{"jsonrpc":"2.0","id":17"#,  // truncated
+        #"{"jsonrpc":"2.0","id":1234567890123456789012,"result":1}"#,  // would overflow
+        #"{"jsonrpc":"2.0","id":-1,"result":1}"#,
+    ])
+    func slowPath(line: String) {
+        #expect(WireConnection.leadingNumericID(ByteBuffer(string: line)) == nil)
+    }
+}
