@@ -10,19 +10,13 @@ import SQLKit
 ///
 /// A statement leases a connection for itself; a session leases one for its whole closure, so a transaction's
 /// statements all run on one connection. The client must be running (`Database.run()`) for leases to be served.
-struct PostgresClientDatabase: SQLDatabase {
+struct PostgresClientDatabase: AsyncSQLDatabase {
     let client: PostgresClient
     let logger: Logger
     let eventLoop: any EventLoop
 
     var dialect: any SQLDialect { PostgresDialect() }
     var queryLogLevel: Logger.Level? { .debug }
-
-    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) -> EventLoopFuture<Void> {
-        let promise = eventLoop.makePromise(of: Void.self)
-        promise.completeWithTask { try await self.execute(sql: query, onRow) }
-        return promise.futureResult
-    }
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) async throws {
         let logger = self.logger

@@ -11,7 +11,7 @@ import SQLiteNIO
 /// Every statement and every session takes the connection in turn (first come, first served), so a transaction
 /// never interleaves with another task's statements. One connection is both the fastest and the only correct
 /// choice here: sqlite-nio's busy handler spins on the thread pool when several connections contend.
-final class SerializedSQLiteDatabase: SQLDatabase, @unchecked Sendable {
+final class SerializedSQLiteDatabase: AsyncSQLDatabase, @unchecked Sendable {
     // @unchecked: every stored property is immutable and itself thread-safe.
     private let connection: SQLiteConnection
     private let inner: any SQLDatabase
@@ -30,12 +30,6 @@ final class SerializedSQLiteDatabase: SQLDatabase, @unchecked Sendable {
     var version: (any SQLDatabaseReportedVersion)? { inner.version }
     var dialect: any SQLDialect { inner.dialect }
     var queryLogLevel: Logger.Level? { .debug }
-
-    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) -> EventLoopFuture<Void> {
-        let promise = eventLoop.makePromise(of: Void.self)
-        promise.completeWithTask { try await self.execute(sql: query, onRow) }
-        return promise.futureResult
-    }
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) async throws {
         try checkNotInOwnSession()
