@@ -177,3 +177,4 @@ enum WireJSON {
     /// Dates cross the wire as ISO-8601 UTC with milliseconds and `Z`.
     static let dateStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 }
+

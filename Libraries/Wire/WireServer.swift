@@ -90,16 +90,15 @@ public final class WireServer: Service, Sendable {
 
     public func run() async throws {
         let configuration = self.configuration
-        // Accepted channels are wrapped in NIOAsyncChannel by the task that serves them, not here: a connection
-        // accepted while the listener closes would otherwise be dropped with an unfinished writer, which traps
-        // (swift-nio#2813).
+        // Accepted channels get their request handler from the task that serves them, not here: a connection
+        // accepted while the listener closes is then simply dropped (an NIOAsyncChannel would trap: swift-nio#2813).
         let listener: NIOAsyncChannel<any Channel, Never>
         do {
             listener = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                // Nothing is read until the serving task has wrapped the channel (see serve(_:)).
+                // Nothing is read until the serving task has installed its handler (see serve(_:)).
                 .childChannelOption(.autoRead, value: false)
                 .bind(host: configuration.host, port: configuration.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -146,88 +145,40 @@ public final class WireServer: Service, Sendable {
 
     /// Serves one connection until the peer leaves, the line limit is broken or the server shuts down. Never
     /// throws, so that one bad peer cannot stop the accept loop.
+    ///
+    /// Lines are taken off the event loop by `ServerConnectionHandler`, which starts one task per request; this task
+    /// only waits for the connection to end, and on graceful shutdown asks it to drain.
     private func serve(_ channel: any Channel) async {
-        let connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        let remote = channel.remoteAddress.map { "\($0)" } ?? "unknown"
+        var logger = self.logger
+        logger[metadataKey: "peer"] = "\(remote)"
+        let handler = ServerConnectionHandler(
+            server: self, channel: channel, limit: configuration.maxInFlightPerConnection, logger: logger)
         do {
-            connection = try await channel.eventLoop.submit {
-                let wrapped = try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+            try await channel.eventLoop.submit {
+                try channel.pipeline.syncOperations.addHandler(handler)
                 try channel.syncOptions?.setOption(.autoRead, value: true)
-                return wrapped
             }.get()
         } catch {
             channel.close(promise: nil)
             return
         }
-        let remote = connection.channel.remoteAddress.map { "\($0)" } ?? "unknown"
-        var logger = self.logger
-        logger[metadataKey: "peer"] = "\(remote)"
-        let writer = ChannelLineWriter(channel: connection.channel)
-        let limiter = InFlightLimiter(limit: configuration.maxInFlightPerConnection)
-        do {
-            try await connection.executeThenClose { inbound, outbound in
-                try await withThrowingDiscardingTaskGroup { group in
-                    var caller: String?
-                    do {
-                        for try await line in inbound.cancelOnGracefulShutdown() {
-                            if line.readableBytesView.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }) {
-                                continue  // blank lines are ignored
-                            }
-                            if caller == nil {
-                                caller = try await self.callerName(connection.channel)
-                                logger[metadataKey: "caller"] = "\(caller!)"
-                                logger.debug("wire connection authenticated")
-                            }
-                            await limiter.acquire()
-                            let callerName = caller!
-                            let channel = connection.channel
-                            let requestLogger = logger
-                            group.addTask {
-                                defer { limiter.release() }
-                                await self.process(
-                                    line, caller: callerName, eventLoop: channel.eventLoop, writer: writer,
-                                    logger: requestLogger)
-                            }
-                        }
-                    } catch is ByteToMessageDecoderError.PayloadTooLargeError {
-                        logger.warning(
-                            "wire line too long; closing the connection",
-                            metadata: ["max_line_bytes": "\(self.configuration.maxLineBytes)"])
-                        self.metrics.oversizedLine()
-                        if let line = try? encodeLine(ErrorEnvelope(id: nil, error: .invalidRequest(
-                            "line exceeds the maximum of \(self.configuration.maxLineBytes) bytes; closing the connection")))
-                        {
-                            writer.enqueue(line)
-                        }
-                    }
-                    await limiter.drained()
-                    await writer.finish()
-                }
-            }
-        } catch let error as NIOSSLError {
-            logger.warning("wire TLS failure; connection refused", metadata: ["error": "\(error)"])
-            metrics.handshakeFailed()
-        } catch let error as BoringSSLError {
-            logger.warning("wire TLS failure; connection refused", metadata: ["error": "\(error)"])
-            metrics.handshakeFailed()
-        } catch is CancellationError {
-            logger.debug("wire connection cancelled")
-        } catch {
-            logger.debug("wire connection ended", metadata: ["error": "\(error)"])
+        await withGracefulShutdownHandler {
+            try? await channel.closeFuture.get()
+        } onGracefulShutdown: {
+            handler.drainAndClose()
         }
     }
 
-    private func callerName(_ channel: any Channel) async throws -> String {
-        guard let certificate = try await channel.nioSSL_peerCertificate().get() else {
-            throw WireTLSError.unreadable(path: "peer", reason: "no client certificate")
-        }
-        return WireTLS.name(of: certificate) ?? "unknown"
-    }
+    var maxLineBytes: Int { configuration.maxLineBytes }
+
+    func recordOversizedLine() { metrics.oversizedLine() }
+
+    func recordTLSFailure() { metrics.handshakeFailed() }
 
     // MARK: - One request
 
-    private func process(
-        _ line: ByteBuffer, caller: String, eventLoop: any EventLoop, writer: ChannelLineWriter, logger: Logger
-    ) async {
+    func process(_ line: ByteBuffer, caller: String, writer: ChannelLineWriter, logger: Logger) async {
         let started = NIODeadline.now()
         let head: RequestHead
         do {
@@ -325,7 +276,7 @@ public final class WireServer: Service, Sendable {
         return .internal()
     }
 
-    private func respond(_ writer: ChannelLineWriter, id: JSONRPCID?, error: WireError) {
+    func respond(_ writer: ChannelLineWriter, id: JSONRPCID?, error: WireError) {
         if let line = try? encodeLine(ErrorEnvelope(id: id, error: error)) {
             writer.enqueue(line)
         }
@@ -393,7 +344,12 @@ final class HandshakeTimeoutHandler: ChannelInboundHandler, RemovableChannelHand
 /// Request counts and latencies per method and outcome (`code` 0 is success).
 final class WireServerMetrics: Sendable {
     private let known: Set<String>
-    private let counters = NIOLockedValueBox([String: Counter]())
+    private struct Key: Hashable {
+        var method: String
+        var code: Int
+    }
+
+    private let counters = NIOLockedValueBox([Key: Counter]())
     private let timers: [String: Metrics.Timer]
     private let otherTimer = Metrics.Timer(
         label: "labportal_wire_server_request_duration_seconds", dimensions: [("method", "unknown")],
@@ -414,7 +370,7 @@ final class WireServerMetrics: Sendable {
 
     func record(method: String?, code: Int, since start: NIODeadline) {
         let name = method.flatMap { known.contains($0) ? $0 : nil } ?? "unknown"
-        let key = "\(name)|\(code)"
+        let key = Key(method: name, code: code)
         let counter = counters.withLockedValue { counters in
             if let counter = counters[key] { return counter }
             let counter = Counter(
