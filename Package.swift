@@ -58,6 +58,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-kit", from: "2.17.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // MARK: Libraries
@@ -93,7 +94,10 @@ let package = Package(
 
         // MARK: Services
 
-        .target(name: "CatalogService", dependencies: serviceLibraryDependencies, path: "Services/Catalog/CatalogService"),
+        .target(
+            name: "CatalogService",
+            dependencies: serviceLibraryDependencies + [yams, .product(name: "Crypto", package: "swift-crypto")],
+            path: "Services/Catalog/CatalogService"),
         .executableTarget(name: "catalog-service", dependencies: ["CatalogService", "ServerKit"], path: "Services/Catalog/catalog-service"),
         .target(name: "SessionService", dependencies: serviceLibraryDependencies, path: "Services/Session/SessionService"),
         .executableTarget(name: "session-service", dependencies: ["SessionService", "ServerKit"], path: "Services/Session/session-service"),
@@ -127,6 +131,7 @@ let package = Package(
             ],
             path: "Tests/ServerKitTests"),
         .testTarget(name: "LayeringTests", path: "Tests/LayeringTests"),
+        .testTarget(name: "CatalogServiceTests", dependencies: ["CatalogService", "TestSupport"], path: "Tests/CatalogServiceTests"),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
