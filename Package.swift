@@ -96,7 +96,10 @@ let package = Package(
 
         .target(
             name: "CatalogService",
-            dependencies: serviceLibraryDependencies + [yams, .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: serviceLibraryDependencies + [
+                yams, .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
             path: "Services/Catalog/CatalogService"),
         .executableTarget(name: "catalog-service", dependencies: ["CatalogService", "ServerKit"], path: "Services/Catalog/catalog-service"),
         .target(name: "SessionService", dependencies: serviceLibraryDependencies, path: "Services/Session/SessionService"),

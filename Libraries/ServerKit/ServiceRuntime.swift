@@ -40,7 +40,13 @@ public struct ServiceRuntime: Sendable {
         -> ServiceRuntime
     {
         let database = try await Database.open(configuration.database, logger: logger)
-        let peers = try Peers.make(configuration, required: spec.requiredPeers, logger: logger)
+        let peers: Peers
+        do {
+            peers = try Peers.make(configuration, required: spec.requiredPeers, logger: logger)
+        } catch {
+            await database.close()
+            throw error
+        }
         return ServiceRuntime(
             spec: spec, configuration: configuration, logger: logger, database: database, peers: peers)
     }
@@ -51,8 +57,32 @@ public struct ServiceRuntime: Sendable {
         routes: @escaping @Sendable (Router<BasicRequestContext>) -> Void,
         wire: WireRouter,
         background: [any Service] = [],
+        prepare: (@Sendable (Database) async throws -> Void)? = nil,
         signals: [UnixSignal] = [.sigterm, .sigint]
     ) async throws {
+        let group: ServiceGroup
+        do {
+            group = try makeGroup(routes: routes, wire: wire, background: background, prepare: prepare, signals: signals)
+        } catch {
+            await database.close()
+            throw error
+        }
+        logger.info(
+            "starting",
+            metadata: ["version": "\(configuration.version)", "http": "\(configuration.httpHost):\(configuration.httpPort)",
+                       "wire": "\(configuration.wireHost):\(configuration.wirePort)",
+                       "db": "\(configuration.database.backend.rawValue)"])
+        try await group.run()
+        logger.info("stopped")
+    }
+
+    private func makeGroup(
+        routes: @escaping @Sendable (Router<BasicRequestContext>) -> Void,
+        wire: WireRouter,
+        background: [any Service],
+        prepare: (@Sendable (Database) async throws -> Void)?,
+        signals: [UnixSignal]
+    ) throws -> ServiceGroup {
         let name = spec.name.rawValue
         let router = Router(context: BasicRequestContext.self)
         router.middlewares.add(ServiceHeaderMiddleware(service: name))
@@ -78,21 +108,14 @@ public struct ServiceRuntime: Sendable {
             logger: logger)
 
         let serving = ServingService(
-            database: database, migrator: Migrator(spec.migrations), wire: wireServer, http: app,
+            database: database, migrator: Migrator(spec.migrations), prepare: prepare, wire: wireServer, http: app,
             background: background, logger: logger)
         let services: [any Service] = [database] + peers.clients.values.map { $0 as any Service } + [serving]
-        let group = ServiceGroup(
+        return ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) },
                 gracefulShutdownSignals: signals,
                 logger: logger))
-        logger.info(
-            "starting",
-            metadata: ["version": "\(configuration.version)", "http": "\(configuration.httpHost):\(configuration.httpPort)",
-                       "wire": "\(configuration.wireHost):\(configuration.wirePort)",
-                       "db": "\(configuration.database.backend.rawValue)"])
-        try await group.run()
-        logger.info("stopped")
     }
 }
 
@@ -101,6 +124,8 @@ public struct ServiceRuntime: Sendable {
 struct ServingService: Service {
     let database: Database
     let migrator: Migrator
+    /// Runs after migrating and before serving (loading the portal file, for example).
+    let prepare: (@Sendable (Database) async throws -> Void)?
     let wire: WireServer
     let http: any Service
     let background: [any Service]
@@ -108,6 +133,7 @@ struct ServingService: Service {
 
     func run() async throws {
         try await migrateWithRetry()
+        try await prepare?(database)
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await wire.run() }
             group.addTask { try await http.run() }

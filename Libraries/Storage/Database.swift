@@ -147,6 +147,12 @@ public final class Database: Service, Sendable {
         logger.info("database closed")
     }
 
+    /// Closes the connections of a database that will never run (a start that failed half way).
+    public func close() async {
+        let closer = self.closer
+        try? await Task { try await closer() }.value
+    }
+
     /// Runs `body` with the database running, then shuts it down. For tools and tests outside a service group.
     public func withRunning<T: Sendable>(_ body: @Sendable (Database) async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: Void.self) { group in

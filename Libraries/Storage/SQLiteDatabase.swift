@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SQLKit
@@ -56,7 +57,13 @@ final class SerializedSQLiteDatabase: AsyncSQLDatabase, @unchecked Sendable {
         }
     }
 
+    private let closed = NIOLockedValueBox(false)
+
+    /// Closes the connection once; later calls do nothing.
     func close() async throws {
-        try await mutex.withLock { try await connection.close() }
+        try await mutex.withLock {
+            guard !closed.withLockedValue({ value in defer { value = true }; return value }) else { return }
+            try await connection.close()
+        }
     }
 }

@@ -65,6 +65,9 @@ public final class LocalStack: @unchecked Sendable {
         environment["LABPORTAL_WIRE_PORT"] = String(wirePorts[name]!)
         environment["LABPORTAL_LOG_FORMAT"] = "json"
         environment["LABPORTAL_LOG_LEVEL"] = "info"
+        if name == "catalog" {
+            environment["LABPORTAL_PORTAL_FILE"] = repositoryRoot.appendingPathComponent("deploy/local/portal.yaml").path
+        }
         for peer in Self.peers[name] ?? [] {
             environment["LABPORTAL_PEERS_\(peer.uppercased())"] = "127.0.0.1:\(wirePorts[peer]!)"
         }
@@ -130,6 +133,12 @@ public final class LocalStack: @unchecked Sendable {
     }
 
     public func isRunning(_ name: String) -> Bool { processes[name]?.isRunning ?? false }
+
+    /// Sends a signal to a running service (SIGHUP to reload, for example).
+    public func signal(_ name: String, _ signal: Int32) {
+        guard let process = processes[name], process.isRunning else { return }
+        kill(process.processIdentifier, signal)
+    }
 
     public func get(_ name: String, _ path: String) async throws -> HTTPResult {
         try await httpGet("http://127.0.0.1:\(httpPorts[name]!)\(path)")

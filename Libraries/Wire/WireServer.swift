@@ -55,6 +55,8 @@ public final class WireServer: Service, Sendable {
     private let bound: EventLoopPromise<SocketAddress>
     private let metrics: WireServerMetrics
     private let accepted = NIOLockedValueBox(0)
+    /// Whether `bound` has been completed (a server that never ran must still complete it).
+    private let boundSettled = NIOLockedValueBox(false)
     private let deadlines: DeadlineSweeper
 
     /// Connections accepted since start.
@@ -81,6 +83,10 @@ public final class WireServer: Service, Sendable {
         self.bound = eventLoopGroup.any().makePromise(of: SocketAddress.self)
         self.deadlines = DeadlineSweeper(eventLoop: eventLoopGroup.any())
         self.metrics = WireServerMetrics(methods: router.methodNames)
+    }
+
+    deinit {
+        if !boundSettled.withLockedValue({ $0 }) { bound.fail(WireServerNotStarted()) }
     }
 
     /// The address the server listens on, once it does.
@@ -111,10 +117,12 @@ public final class WireServer: Service, Sendable {
                     }
                 }
         } catch {
+            boundSettled.withLockedValue { $0 = true }
             bound.fail(error)
             throw error
         }
         let address = listener.channel.localAddress!
+        boundSettled.withLockedValue { $0 = true }
         bound.succeed(address)
         logger.info(
             "wire server listening",
@@ -384,4 +392,9 @@ final class WireServerMetrics: Sendable {
 
     func oversizedLine() { oversized.increment() }
     func handshakeFailed() { handshakes.increment() }
+}
+
+/// `localAddress()` of a server that was dropped without ever running.
+public struct WireServerNotStarted: Error, CustomStringConvertible {
+    public var description: String { "the wire server never started" }
 }

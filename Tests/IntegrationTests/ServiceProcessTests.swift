@@ -92,6 +92,12 @@ struct ServiceProcessTests {
             try stack.executable("catalog"), ["--db-backend", "postgres"],
             environment: stack.environment(for: "catalog"))
         #expect(postgres.status == 78)
+        let noCertificate = runProcess(
+            try stack.executable("report"), [],
+            environment: stack.environment(for: "report", overrides: ["LABPORTAL_WIRE_TLS_CERT": "/nonexistent/report.pem"]))
+        #expect(noCertificate.status == 1)
+        #expect(noCertificate.output.contains("/nonexistent/report.pem"), "\(noCertificate.output)")
+        #expect(!noCertificate.output.contains("Program crashed"))
         #expect(postgres.output.contains("db.url"), "\(postgres.output)")
     }
 

@@ -1,8 +1,12 @@
 import Configuration
 import Contracts
+import Foundation
 import Hummingbird
+import Logging
 import ServerKit
+import ServiceLifecycle
 import Storage
+import UnixSignals
 import Wire
 
 /// catalog-service: its place in the system, its schema and its wire methods.
@@ -15,6 +19,45 @@ public enum CatalogApplication {
 
     /// The composition root: builds the REST routes and wire methods on the runtime's parts and runs them.
     public static func run(runtime: ServiceRuntime, reader: ConfigReader) async throws {
-        try await runtime.run(routes: { _ in }, wire: WireRouter())
+        let portalFile = reader.optionalString("portal.file") ?? "\(runtime.configuration.home)/portal.yaml"
+        let loader = PortalLoader(
+            path: portalFile, repository: PortalRepository(database: runtime.database), now: { Date() },
+            logger: runtime.logger)
+        try await runtime.run(
+            routes: { _ in }, wire: WireRouter(), background: [loader],
+            prepare: { _ in try await loader.reload(reason: "start") })
+    }
+}
+
+/// Loads the portal file at start and again on SIGHUP. A file that fails to load leaves the portal as it was, and
+/// says why in the log.
+struct PortalLoader: Service {
+    let path: String
+    let repository: PortalRepository
+    let now: @Sendable () -> Date
+    let logger: Logger
+
+    @discardableResult
+    func reload(reason: String) async throws -> ApplyResult {
+        let definition = try PortalDefinition.load(path: path)
+        let result = try await repository.apply(definition, now: now())
+        logger.info(
+            result.changed ? "portal applied" : "portal unchanged",
+            metadata: [
+                "file": "\(path)", "reason": "\(reason)", "generation": "\(result.generation)",
+                "created": "\(result.created.joined(separator: ","))",
+                "stopping": "\(result.stopping.joined(separator: ","))",
+            ])
+        return result
+    }
+
+    func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            do {
+                try await reload(reason: "SIGHUP")
+            } catch {
+                logger.error("portal reload failed; keeping the current portal", metadata: ["file": "\(path)", "error": "\(error)"])
+            }
+        }
     }
 }

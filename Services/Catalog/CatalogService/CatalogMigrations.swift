@@ -4,5 +4,5 @@ import Storage
 enum CatalogMigrations {
     static let all: [Migration] = [
         Migration(version: 1, name: "leases", statements: Leases.migrationStatements)
-    ]
+    ] + PortalRepository.migrations
 }

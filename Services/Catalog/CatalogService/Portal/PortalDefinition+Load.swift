@@ -101,6 +101,10 @@ extension PortalDefinition {
                 "workshop", "capacity", "reserved", "initial", "expires", "deadline", "overtime", "orphaned", "labels",
             ])
             let workshop = try node.slug("workshop")
+            if environments.contains(where: { $0.workshop == workshop }) {
+                throw PortalDefinitionError(
+                    field: node.path + ".workshop", problem: "offers '\(workshop)' a second time; one environment per workshop")
+            }
             guard workshops.contains(where: { $0.name == workshop }) else {
                 throw PortalDefinitionError(field: node.path + ".workshop", problem: "names no workshop of this file: '\(workshop)'")
             }

@@ -5,12 +5,12 @@ import Yams
 /// The portal file: the portal itself, its workshops and the environments that offer them. It plays the part of
 /// Educates' TrainingPortal and Workshop resources. `PortalDefinition.load` parses and validates it; every value is
 /// checked once, here, with an error naming the field.
-public struct PortalDefinition: Sendable, Equatable {
+public struct PortalDefinition: Sendable, Equatable, Codable {
     public var portal: Portal
     public var workshops: [Workshop]
     public var environments: [Environment]
 
-    public struct Portal: Sendable, Equatable {
+    public struct Portal: Sendable, Equatable, Codable {
         public var name: String
         /// Stable across restarts and reloads; derived from the name when the file gives none.
         public var uid: String
@@ -22,13 +22,13 @@ public struct PortalDefinition: Sendable, Equatable {
     }
 
     /// 0 means no limit.
-    public struct SessionLimits: Sendable, Equatable {
+    public struct SessionLimits: Sendable, Equatable, Codable {
         public var maximum: Int
         public var registered: Int
         public var anonymous: Int
     }
 
-    public struct Workshop: Sendable, Equatable {
+    public struct Workshop: Sendable, Equatable, Codable {
         public var name: String
         public var title: String
         public var description: String
@@ -54,22 +54,22 @@ public struct PortalDefinition: Sendable, Equatable {
         public var id: String { md5Hex("\(content.image):\(content.files):\(url)") }
     }
 
-    public struct Content: Sendable, Equatable {
+    public struct Content: Sendable, Equatable, Codable {
         public var image: String
         public var files: String
     }
 
-    public struct VM: Sendable, Equatable {
+    public struct VM: Sendable, Equatable, Codable {
         public var id: String
         public var name: String
     }
 
-    public struct Parameter: Sendable, Equatable {
+    public struct Parameter: Sendable, Equatable, Codable {
         public var name: String
         public var value: String
     }
 
-    public struct Environment: Sendable, Equatable {
+    public struct Environment: Sendable, Equatable, Codable {
         public var workshop: String
         public var capacity: Int
         public var reserved: Int

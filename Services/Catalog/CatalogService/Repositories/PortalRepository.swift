@@ -1,0 +1,196 @@
+import Crypto
+import Foundation
+import SQLKit
+import Storage
+
+/// An environment as the catalog keeps it: a stable name (`<portal>-wNN`), a state, and the workshop and settings
+/// it was last given.
+public struct EnvironmentRecord: Sendable, Equatable {
+    public enum State: String, Sendable, Codable, CaseIterable {
+        case running = "RUNNING"
+        case stopping = "STOPPING"
+    }
+
+    public var name: String
+    public var position: Int
+    public var state: State
+    public var workshop: PortalDefinition.Workshop
+    /// For a STOPPING environment, capacity, reserved and initial are 0: it takes no new sessions.
+    public var settings: PortalDefinition.Environment
+}
+
+/// The catalog's state: the portal as last applied, with its generation, and every environment not yet deleted.
+public struct PortalSnapshot: Sendable, Equatable {
+    public var portal: PortalDefinition.Portal
+    public var generation: Int
+    public var environments: [EnvironmentRecord]
+}
+
+public struct ApplyResult: Sendable, Equatable {
+    public var changed: Bool
+    public var generation: Int
+    public var created: [String]
+    public var stopping: [String]
+}
+
+/// The portal and its environments in catalog-service's database. One implementation for SQLite and PostgreSQL.
+public struct PortalRepository: Sendable {
+    static let migrations: [Migration] = [
+        Migration(
+            version: 2, name: "portal",
+            statements: [
+                """
+                CREATE TABLE portal (
+                    id BIGINT PRIMARY KEY,
+                    generation BIGINT NOT NULL,
+                    next_environment BIGINT NOT NULL,
+                    digest TEXT NOT NULL,
+                    definition TEXT NOT NULL,
+                    updated_at TIMESTAMP NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE environments (
+                    name TEXT PRIMARY KEY,
+                    position BIGINT NOT NULL,
+                    workshop_name TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    workshop TEXT NOT NULL,
+                    settings TEXT NOT NULL,
+                    created_at TIMESTAMP NOT NULL,
+                    updated_at TIMESTAMP NOT NULL
+                )
+                """,
+            ])
+    ]
+
+    let database: Database
+
+    public init(database: Database) { self.database = database }
+
+    /// Makes the stored portal match `definition`, in one transaction:
+    /// - an environment whose workshop is still offered keeps its name and takes the new settings;
+    /// - a newly offered workshop gets a new environment, named `<portal>-wNN`;
+    /// - an environment no longer in the file goes to STOPPING with capacity 0; its sessions live on.
+    /// The generation increases when anything changed, and only then.
+    public func apply(_ definition: PortalDefinition, now: Date) async throws -> ApplyResult {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let canonical = try encoder.encode(definition)
+        let digest = SHA256.hash(data: canonical).map { String(format: "%02x", $0) }.joined()
+        let definitionText = String(decoding: canonical, as: UTF8.self)
+        return try await database.transaction { db in
+            try await db.raw(
+                """
+                INSERT INTO portal (id, generation, next_environment, digest, definition, updated_at)
+                VALUES (1, 0, 1, '', '{}', \(bind: now)) ON CONFLICT (id) DO NOTHING
+                """
+            ).run()
+            guard
+                let row = try await db.select().columns("generation", "next_environment", "digest").from("portal")
+                    .where("id", .equal, 1).lockingClause(ForUpdate()).first()
+            else { throw StorageError.misuse("the portal row is missing") }
+            var generation = try row.decode(column: "generation", as: Int.self)
+            var next = try row.decode(column: "next_environment", as: Int.self)
+            if try row.decode(column: "digest", as: String.self) == digest {
+                return ApplyResult(changed: false, generation: generation, created: [], stopping: [])
+            }
+
+            let existing = try await db.select().columns("name", "workshop_name", "state").from("environments")
+                .all()
+            var runningByWorkshop: [String: String] = [:]
+            for row in existing where try row.decode(column: "state", as: String.self) == EnvironmentRecord.State.running.rawValue {
+                runningByWorkshop[try row.decode(column: "workshop_name", as: String.self)] =
+                    try row.decode(column: "name", as: String.self)
+            }
+            let workshops = Dictionary(uniqueKeysWithValues: definition.workshops.map { ($0.name, $0) })
+            var created: [String] = []
+            var kept: Set<String> = []
+            for (position, environment) in definition.environments.enumerated() {
+                let workshopText = String(decoding: try encoder.encode(workshops[environment.workshop]!), as: UTF8.self)
+                let settingsText = String(decoding: try encoder.encode(environment), as: UTF8.self)
+                if let name = runningByWorkshop[environment.workshop] {
+                    kept.insert(name)
+                    try await db.update("environments")
+                        .set("position", to: position).set("workshop", to: workshopText)
+                        .set("settings", to: settingsText).set("updated_at", to: now)
+                        .where("name", .equal, name).run()
+                } else {
+                    let name = "\(definition.portal.name)-w\(String(format: "%02d", next))"
+                    next += 1
+                    created.append(name)
+                    try await db.raw(
+                        """
+                        INSERT INTO environments (name, position, workshop_name, state, workshop, settings, created_at, updated_at)
+                        VALUES (\(bind: name), \(bind: position), \(bind: environment.workshop),
+                                \(bind: EnvironmentRecord.State.running.rawValue), \(bind: workshopText),
+                                \(bind: settingsText), \(bind: now), \(bind: now))
+                        """
+                    ).run()
+                }
+            }
+            var stopping: [String] = []
+            for name in runningByWorkshop.values.sorted() where !kept.contains(name) {
+                stopping.append(name)
+                try await db.update("environments")
+                    .set("state", to: EnvironmentRecord.State.stopping.rawValue).set("updated_at", to: now)
+                    .where("name", .equal, name).run()
+            }
+            generation += 1
+            try await db.update("portal")
+                .set("generation", to: generation).set("next_environment", to: next)
+                .set("digest", to: digest).set("definition", to: definitionText).set("updated_at", to: now)
+                .where("id", .equal, 1).run()
+            return ApplyResult(changed: true, generation: generation, created: created, stopping: stopping)
+        }
+    }
+
+    /// The portal and its environments: RUNNING ones in the file's order, then STOPPING ones.
+    public func snapshot() async throws -> PortalSnapshot? {
+        guard
+            let row = try await database.sql.select().columns("generation", "definition").from("portal")
+                .where("id", .equal, 1).first()
+        else { return nil }
+        let decoder = JSONDecoder()
+        let definition = try decoder.decode(
+            PortalDefinition.self, from: Data(try row.decode(column: "definition", as: String.self).utf8))
+        let rows = try await database.sql.select()
+            .columns("name", "position", "state", "workshop", "settings").from("environments")
+            .orderBy("position").orderBy("name").all()
+        var environments: [EnvironmentRecord] = []
+        for row in rows {
+            let state = EnvironmentRecord.State(rawValue: try row.decode(column: "state", as: String.self)) ?? .stopping
+            var settings = try decoder.decode(
+                PortalDefinition.Environment.self, from: Data(try row.decode(column: "settings", as: String.self).utf8))
+            if state == .stopping {
+                settings.capacity = 0
+                settings.reserved = 0
+                settings.initial = 0
+            }
+            environments.append(
+                EnvironmentRecord(
+                    name: try row.decode(column: "name", as: String.self),
+                    position: try row.decode(column: "position", as: Int.self),
+                    state: state,
+                    workshop: try decoder.decode(
+                        PortalDefinition.Workshop.self, from: Data(try row.decode(column: "workshop", as: String.self).utf8)),
+                    settings: settings))
+        }
+        environments.sort { ($0.state == .running ? 0 : 1, $0.position) < ($1.state == .running ? 0 : 1, $1.position) }
+        return PortalSnapshot(
+            portal: definition.portal, generation: try row.decode(column: "generation", as: Int.self),
+            environments: environments)
+    }
+
+    /// Deletes a STOPPING environment (once its last session has ended). A RUNNING one is never deleted.
+    public func deleteStopping(_ name: String) async throws -> Bool {
+        try await database.transaction { db in
+            let found = try await db.select().column("name").from("environments")
+                .where("name", .equal, name).where("state", .equal, EnvironmentRecord.State.stopping.rawValue)
+                .lockingClause(ForUpdate()).first()
+            guard found != nil else { return false }
+            try await db.delete(from: "environments").where("name", .equal, name).run()
+            return true
+        }
+    }
+}
