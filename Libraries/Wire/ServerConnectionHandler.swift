@@ -72,6 +72,17 @@ final class ServerConnectionHandler: ChannelInboundHandler, Sendable {
         }
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case IdleStateHandler.IdleStateEvent.read = event {
+            let idle = state.withLockedValue { $0.inFlight == 0 }
+            if idle {
+                logger.debug("wire connection idle; closing it")
+                drainAndClose()
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         switch error {
         case is ByteToMessageDecoderError.PayloadTooLargeError:

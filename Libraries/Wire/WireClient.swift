@@ -52,6 +52,9 @@ public struct WireClientConfiguration: Sendable {
     public var maxLineBytes: Int = 64 << 20
     /// Calls waiting for an answer on one connection; beyond it calls fail with `unavailable`.
     public var maxPendingPerConnection: Int = 10_000
+    /// A connection with no call waiting and no traffic for this long is closed; the next call opens a new one.
+    /// Keep it below the server's idle timeout so that it is the client, which knows when it is idle, that closes.
+    public var idleTimeout: TimeAmount = .minutes(5)
 
     public init(peerName: String, endpoints: [WireEndpoint], tls: NIOSSLContext) {
         self.peerName = peerName
@@ -105,6 +108,7 @@ public final class WireClient: Service, Sendable {
         let started = NIODeadline.now()
         let due = started + (deadline ?? configuration.defaultDeadline)
         var attemptsLeft = idempotent ? 2 : 1
+        var unsentRetries = 3
         var tried: Set<Int> = []
         while true {
             attemptsLeft -= 1
@@ -128,6 +132,14 @@ public final class WireClient: Service, Sendable {
                 }
                 metrics.record(method: method, code: error.code, since: started)
                 throw error
+            } catch is WireConnection.ClosedBeforeSend {
+                // Nothing was sent: try again on a fresh connection, whatever the call.
+                unsentRetries -= 1
+                attemptsLeft += 1
+                tried.remove(index)
+                if unsentRetries > 0 && NIODeadline.now() < due { continue }
+                metrics.record(method: method, code: WireError.Code.unavailable.rawValue, since: started)
+                throw WireError.unavailable("connection to \(configuration.peerName) closed before \(method) was sent")
             } catch is DecodingError {
                 metrics.record(method: method, code: WireError.Code.internal.rawValue, since: started)
                 throw WireError.internal("the answer of \(configuration.peerName) to \(method) could not be decoded")
@@ -212,8 +224,12 @@ final class EndpointConnector: Sendable {
         let now = NIODeadline.now()
         let step: Step = state.withLockedValue { state in
             switch state {
-            case .connected(let connection, _):
+            case .connected(let connection, _) where !connection.isClosed:
                 return .ready(connection)
+            case .connected:
+                // Closed (idle, or lost) but its task has not wound down yet: open a new one now.
+                state = .connecting(failures: 0, waiters: [])
+                return .connect(failures: 0)
             case .idle(let failures, let retryAt):
                 if let retryAt, retryAt > now {
                     let wait = (retryAt - now).nanoseconds / 1_000_000
@@ -261,6 +277,7 @@ final class EndpointConnector: Sendable {
             let channel = try await ClientBootstrap(group: group)
                 .connectTimeout(timeout)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.socketOption(.so_keepalive), value: 1)
                 .connect(host: endpoint.host, port: endpoint.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
@@ -268,7 +285,8 @@ final class EndpointConnector: Sendable {
                             NIOSSLClientHandler(context: configuration.tls, serverHostname: configuration.peerName))
                         try sync.addHandler(
                             ByteToMessageHandler(LineBasedFrameDecoder(), maximumBufferSize: configuration.maxLineBytes))
-                        try sync.addHandler(ResponseRoutingHandler(routing: routing))
+                        try sync.addHandler(IdleStateHandler(allTimeout: configuration.idleTimeout))
+                        try sync.addHandler(ResponseRoutingHandler(routing: routing, idleTimeout: configuration.idleTimeout))
                         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }
@@ -380,7 +398,12 @@ final class WireConnection: Sendable {
         var pending: [Int64: Pending] = [:]
         var closed: String?
         var answeredAny = false
+        var lastUsed = NIODeadline.now()
     }
+
+    /// The connection was closed before this call's request was written: nothing reached the peer, so any call may
+    /// safely be tried again on a new connection.
+    struct ClosedBeforeSend: Error {}
 
     private let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
     private let writer: ChannelLineWriter
@@ -422,6 +445,20 @@ final class WireConnection: Sendable {
             entry.continuation.resume(throwing: WireError.unavailable("connection to \(peer) lost: \(reason)"))
         }
         return Outcome(answeredAny: answeredAny, reason: reason)
+    }
+
+    var isClosed: Bool { state.withLockedValue { $0.closed != nil } }
+
+    /// Marks the connection closed if no call is waiting and none was made for `idleTimeout`; true if it did. After
+    /// this no call can register on it, so closing the channel loses nothing.
+    func closeIfIdle(_ idleTimeout: TimeAmount) -> Bool {
+        state.withLockedValue { state in
+            guard state.closed == nil, state.pending.isEmpty, NIODeadline.now() - state.lastUsed >= idleTimeout else {
+                return false
+            }
+            state.closed = "idle"
+            return true
+        }
     }
 
     func route(_ line: ByteBuffer) {
@@ -495,11 +532,12 @@ final class WireConnection: Sendable {
         }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ByteBuffer, any Error>) in
-                let refusal: WireError? = state.withLockedValue { state in
-                    if let closed = state.closed { return .unavailable("connection to \(peer) lost: \(closed)") }
+                let refusal: (any Error)? = state.withLockedValue { state in
+                    if state.closed != nil { return ClosedBeforeSend() }
                     if state.pending.count >= maxPending {
-                        return .unavailable("too many calls waiting on \(peer)")
+                        return WireError.unavailable("too many calls waiting on \(peer)")
                     }
+                    state.lastUsed = NIODeadline.now()
                     let peer = self.peer
                     let token = deadlines.add(deadline) { [weak self] in
                         self?.expire(id, error: .deadlineExceeded("\(method) to \(peer) exceeded its deadline"))
@@ -519,7 +557,10 @@ final class WireConnection: Sendable {
     }
 
     func notify<Params: Encodable & Sendable>(method: String, params: Params, meta: WireMeta) throws {
-        let closed = state.withLockedValue { $0.closed }
+        let closed = state.withLockedValue { state -> String? in
+            if state.closed == nil { state.lastUsed = NIODeadline.now() }
+            return state.closed
+        }
         if let closed { throw WireError.unavailable("connection to \(peer) lost: \(closed)") }
         writer.enqueue(try encodeLine(RequestEnvelope(id: nil, method: method, params: params, meta: meta)))
     }
@@ -570,16 +611,31 @@ final class ResponseRouting: Sendable {
     func route(_ line: ByteBuffer) {
         target.withLockedValue { $0 }?.route(line)
     }
+
+    func closeIfIdle(_ idleTimeout: TimeAmount) -> Bool {
+        target.withLockedValue { $0 }?.closeIfIdle(idleTimeout) ?? false
+    }
 }
 
 final class ResponseRoutingHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
 
     let routing: ResponseRouting
+    let idleTimeout: TimeAmount
 
-    init(routing: ResponseRouting) { self.routing = routing }
+    init(routing: ResponseRouting, idleTimeout: TimeAmount) {
+        self.routing = routing
+        self.idleTimeout = idleTimeout
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         routing.route(unwrapInboundIn(data))
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case IdleStateHandler.IdleStateEvent.all = event, routing.closeIfIdle(idleTimeout) {
+            context.close(promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }

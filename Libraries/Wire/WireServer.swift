@@ -28,6 +28,9 @@ public struct WireServerConfiguration: Sendable {
     public var maxDeadline: TimeAmount = .minutes(5)
     /// A connection that has not finished its TLS handshake by then is closed.
     public var handshakeTimeout: TimeAmount = .seconds(10)
+    /// A connection that has sent nothing for this long, with nothing in flight, is closed. Clients close their own
+    /// idle connections sooner (`WireClientConfiguration.idleTimeout`); this reclaims connections of dead peers.
+    public var idleTimeout: TimeAmount = .minutes(10)
 
     public init(host: String, port: Int, tls: NIOSSLContext, serviceName: String, version: String) {
         self.host = host
@@ -104,11 +107,14 @@ public final class WireServer: Service, Sendable {
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.socketOption(.so_keepalive), value: 1)
                 // Nothing is read until the serving task has installed its handler (see serve(_:)).
                 .childChannelOption(.autoRead, value: false)
                 .bind(host: configuration.host, port: configuration.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
+                        // First, so that any bytes (a handshake, a partial line) count as activity.
+                        try sync.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
                         try sync.addHandler(NIOSSLServerHandler(context: configuration.tls))
                         try sync.addHandler(HandshakeTimeoutHandler(timeout: configuration.handshakeTimeout))
                         try sync.addHandler(
