@@ -20,10 +20,18 @@ public struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    public func log(event: LogEvent) {
+        write(level: event.level, message: event.message, metadata: event.metadata, source: event.source)
+    }
+
     public func log(
         level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
         file: String, function: String, line: UInt
     ) {
+        write(level: level, message: message, metadata: explicit, source: source)
+    }
+
+    private func write(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String) {
         var fields: [String: Any] = [:]
         for (key, value) in metadata { fields[key] = Self.plain(value) }
         if let provided = metadataProvider?.get() { for (key, value) in provided { fields[key] = Self.plain(value) } }

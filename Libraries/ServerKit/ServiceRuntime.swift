@@ -33,8 +33,6 @@ public struct ServiceRuntime: Sendable {
     public let logger: Logger
     public let database: Database
     public let peers: Peers
-    /// Called with the bound HTTP and wire ports once both listen (tests use port 0).
-    public var onListening: (@Sendable (_ http: Int, _ wire: Int) async -> Void)?
 
     public static func make(spec: ServiceSpec, configuration: ServiceConfiguration, logger: Logger) async throws
         -> ServiceRuntime
@@ -100,11 +98,9 @@ public struct ServiceRuntime: Sendable {
         let wireServer = WireServer(
             configuration: wireConfiguration, router: wire, errorMapper: WireErrorMapping.map, logger: logger)
 
-        let ports = PortReporter(wire: wireServer, callback: onListening)
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort)),
-            onServerRunning: { channel in await ports.http(channel.localAddress?.port ?? 0) },
             logger: logger)
 
         let serving = ServingService(
@@ -164,17 +160,5 @@ struct ServingService: Service {
                 try await Task.sleep(for: .seconds(1))
             }
         }
-    }
-}
-
-/// Reports the bound ports once the HTTP server runs (the wire server is bound by then or soon after).
-struct PortReporter: Sendable {
-    let wire: WireServer
-    let callback: (@Sendable (_ http: Int, _ wire: Int) async -> Void)?
-
-    func http(_ port: Int) async {
-        guard let callback else { return }
-        let wirePort = (try? await wire.localAddress().port) ?? 0
-        await callback(port, wirePort ?? 0)
     }
 }

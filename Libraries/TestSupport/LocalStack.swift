@@ -83,7 +83,7 @@ public final class LocalStack: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try executable(name))
         process.environment = environment(for: name, overrides: overrides)
-        FileManager.default.createFile(atPath: logPath(name), contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath(name), contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath(name)))
         try log.seekToEnd()
         process.standardOutput = log

@@ -57,7 +57,7 @@ public func runProcess(_ path: String, _ arguments: [String], environment: [Stri
     if let environment { process.environment = environment }
     // Output goes to a file, not a pipe: a daemon (nginx) keeps a pipe open long after the command returns.
     let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString).out").path
-    FileManager.default.createFile(atPath: outputPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
     defer { try? FileManager.default.removeItem(atPath: outputPath) }
     guard let output = FileHandle(forWritingAtPath: outputPath) else { return (-1, "cannot create \(outputPath)") }
     process.standardOutput = output
