@@ -102,7 +102,13 @@ let package = Package(
             ],
             path: "Services/Catalog/CatalogService"),
         .executableTarget(name: "catalog-service", dependencies: ["CatalogService", "ServerKit"], path: "Services/Catalog/catalog-service"),
-        .target(name: "SessionService", dependencies: serviceLibraryDependencies, path: "Services/Session/SessionService"),
+        .target(
+            name: "SessionService",
+            dependencies: serviceLibraryDependencies + [
+                sqlKit, .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            path: "Services/Session/SessionService"),
         .executableTarget(name: "session-service", dependencies: ["SessionService", "ServerKit"], path: "Services/Session/session-service"),
         .target(
             name: "ClassroomService", dependencies: serviceLibraryDependencies, path: "Services/Classroom/ClassroomService"),
@@ -135,6 +141,10 @@ let package = Package(
             path: "Tests/ServerKitTests"),
         .testTarget(name: "LayeringTests", path: "Tests/LayeringTests"),
         .testTarget(name: "CatalogServiceTests", dependencies: ["CatalogService", "TestSupport"], path: "Tests/CatalogServiceTests"),
+        .testTarget(
+            name: "SessionServiceTests",
+            dependencies: ["SessionService", "TestSupport", "Contracts", "ServerKit", "Storage", hummingbird, hummingbirdTesting],
+            path: "Tests/SessionServiceTests"),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [

@@ -13,8 +13,9 @@ public enum ServiceLauncher {
         let configuration: ServiceConfiguration
         let reader: ConfigReader
         do {
-            reader = try await ConfigurationSource.reader(
-                defaults: ServiceConfiguration.defaults(for: spec.name, peers: spec.peers))
+            var defaults = ServiceConfiguration.defaults(for: spec.name, peers: spec.peers)
+            for (key, value) in spec.defaults { defaults[key] = .init(.string(value), isSecret: false) }
+            reader = try await ConfigurationSource.reader(defaults: defaults)
             configuration = try ServiceConfiguration(name: spec.name, peers: spec.peers, reader: reader)
         } catch {
             FileHandle.standardError.write(Data("\(spec.name.executableName): \(error)\n".utf8))

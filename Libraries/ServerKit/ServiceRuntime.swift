@@ -16,12 +16,18 @@ public struct ServiceSpec: Sendable {
     /// Peers that must answer before `/readyz` says ready.
     public var requiredPeers: [ServiceName]
     public var migrations: [Migration]
+    /// Defaults of the service's own configuration keys.
+    public var defaults: [String: String]
 
-    public init(name: ServiceName, peers: [ServiceName], requiredPeers: [ServiceName], migrations: [Migration]) {
+    public init(
+        name: ServiceName, peers: [ServiceName], requiredPeers: [ServiceName], migrations: [Migration],
+        defaults: [String: String] = [:]
+    ) {
         self.name = name
         self.peers = peers
         self.requiredPeers = requiredPeers
         self.migrations = migrations
+        self.defaults = defaults
     }
 }
 
@@ -82,11 +88,7 @@ public struct ServiceRuntime: Sendable {
         signals: [UnixSignal]
     ) throws -> ServiceGroup {
         let name = spec.name.rawValue
-        let router = Router(context: BasicRequestContext.self)
-        router.middlewares.add(ServiceHeaderMiddleware(service: name))
-        router.middlewares.add(MetricsMiddleware())
-        router.middlewares.add(JSONErrorMiddleware())
-        router.middlewares.add(LogRequestsMiddleware(.debug))
+        let router = ServiceRouter.make(service: name)
         HealthController(service: name, database: database, peers: peers, registry: MetricsSetup.registry)
             .addRoutes(to: router)
         routes(router)
@@ -160,5 +162,17 @@ struct ServingService: Service {
                 try await Task.sleep(for: .seconds(1))
             }
         }
+    }
+}
+
+/// The REST router every service starts from: service and request-id headers, metrics, JSON errors, request logs.
+public enum ServiceRouter {
+    public static func make(service: String) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.middlewares.add(ServiceHeaderMiddleware(service: service))
+        router.middlewares.add(MetricsMiddleware())
+        router.middlewares.add(JSONErrorMiddleware())
+        router.middlewares.add(LogRequestsMiddleware(.debug))
+        return router
     }
 }

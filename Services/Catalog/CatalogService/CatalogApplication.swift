@@ -20,12 +20,36 @@ public enum CatalogApplication {
     /// The composition root: builds the REST routes and wire methods on the runtime's parts and runs them.
     public static func run(runtime: ServiceRuntime, reader: ConfigReader) async throws {
         let portalFile = reader.optionalString("portal.file") ?? "\(runtime.configuration.home)/portal.yaml"
-        let loader = PortalLoader(
-            path: portalFile, repository: PortalRepository(database: runtime.database), now: { Date() },
-            logger: runtime.logger)
+        let repository = PortalRepository(database: runtime.database)
+        let loader = PortalLoader(path: portalFile, repository: repository, now: { Date() }, logger: runtime.logger)
+        let snapshots = SnapshotCache(repository: repository)
+        let sessions = SessionPeer.live(runtime.peers[.session])
+        let authenticator = CachedAuthenticator.wire(runtime.peers[.session])
+        let janitor = EnvironmentJanitor(
+            repository: repository, snapshots: snapshots, sessions: sessions, leases: Leases(runtime.database),
+            interval: .seconds(5), now: { Date() }, logger: runtime.logger)
         try await runtime.run(
-            routes: { _ in }, wire: WireRouter(), background: [loader],
+            routes: { router in
+                CatalogController(
+                    snapshots: snapshots, sessions: sessions, authenticator: authenticator,
+                    reload: { reason in try await loader.reload(reason: reason) }
+                ).addRoutes(to: router)
+            },
+            wire: wireRouter(snapshots: snapshots),
+            background: [loader, janitor],
             prepare: { _ in try await loader.reload(reason: "start") })
+    }
+
+    /// `catalog.portal` for session-service (allocation), classroom-service (templates) and operators.
+    public static func wireRouter(snapshots: SnapshotCache) -> WireRouter {
+        var router = WireRouter()
+        router.register(
+            CatalogPortal.method,
+            allowed: .only([ServiceName.session.rawValue, ServiceName.classroom.rawValue, ServiceName.report.rawValue, "admin"])
+        ) { (_: Empty, _) -> CatalogPortal.Snapshot in
+            try await snapshots.current()
+        }
+        return router
     }
 }
 

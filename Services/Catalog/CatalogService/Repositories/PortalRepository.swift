@@ -1,30 +1,15 @@
+import Contracts
 import Crypto
 import Foundation
 import SQLKit
 import Storage
 
 /// An environment as the catalog keeps it: a stable name (`<portal>-wNN`), a state, and the workshop and settings
-/// it was last given.
-public struct EnvironmentRecord: Sendable, Equatable {
-    public enum State: String, Sendable, Codable, CaseIterable {
-        case running = "RUNNING"
-        case stopping = "STOPPING"
-    }
-
-    public var name: String
-    public var position: Int
-    public var state: State
-    public var workshop: PortalDefinition.Workshop
-    /// For a STOPPING environment, capacity, reserved and initial are 0: it takes no new sessions.
-    public var settings: PortalDefinition.Environment
-}
+/// it was last given. For a STOPPING environment, capacity, reserved and initial read as 0.
+public typealias EnvironmentRecord = CatalogEnvironment
 
 /// The catalog's state: the portal as last applied, with its generation, and every environment not yet deleted.
-public struct PortalSnapshot: Sendable, Equatable {
-    public var portal: PortalDefinition.Portal
-    public var generation: Int
-    public var environments: [EnvironmentRecord]
-}
+public typealias PortalSnapshot = CatalogPortal.Snapshot
 
 public struct ApplyResult: Sendable, Equatable {
     public var changed: Bool
@@ -99,7 +84,7 @@ public struct PortalRepository: Sendable {
             let existing = try await db.select().columns("name", "workshop_name", "state").from("environments")
                 .all()
             var runningByWorkshop: [String: String] = [:]
-            for row in existing where try row.decode(column: "state", as: String.self) == EnvironmentRecord.State.running.rawValue {
+            for row in existing where try row.decode(column: "state", as: String.self) == EnvironmentState.running.rawValue {
                 runningByWorkshop[try row.decode(column: "workshop_name", as: String.self)] =
                     try row.decode(column: "name", as: String.self)
             }
@@ -123,7 +108,7 @@ public struct PortalRepository: Sendable {
                         """
                         INSERT INTO environments (name, position, workshop_name, state, workshop, settings, created_at, updated_at)
                         VALUES (\(bind: name), \(bind: position), \(bind: environment.workshop),
-                                \(bind: EnvironmentRecord.State.running.rawValue), \(bind: workshopText),
+                                \(bind: EnvironmentState.running.rawValue), \(bind: workshopText),
                                 \(bind: settingsText), \(bind: now), \(bind: now))
                         """
                     ).run()
@@ -133,7 +118,7 @@ public struct PortalRepository: Sendable {
             for name in runningByWorkshop.values.sorted() where !kept.contains(name) {
                 stopping.append(name)
                 try await db.update("environments")
-                    .set("state", to: EnvironmentRecord.State.stopping.rawValue).set("updated_at", to: now)
+                    .set("state", to: EnvironmentState.stopping.rawValue).set("updated_at", to: now)
                     .where("name", .equal, name).run()
             }
             generation += 1
@@ -143,6 +128,12 @@ public struct PortalRepository: Sendable {
                 .where("id", .equal, 1).run()
             return ApplyResult(changed: true, generation: generation, created: created, stopping: stopping)
         }
+    }
+
+    /// The generation of the stored portal; nil before the first load.
+    public func generation() async throws -> Int? {
+        try await database.sql.select().column("generation").from("portal").where("id", .equal, 1).first()?
+            .decode(column: "generation", as: Int.self)
     }
 
     /// The portal and its environments: RUNNING ones in the file's order, then STOPPING ones.
@@ -159,7 +150,7 @@ public struct PortalRepository: Sendable {
             .orderBy("position").orderBy("name").all()
         var environments: [EnvironmentRecord] = []
         for row in rows {
-            let state = EnvironmentRecord.State(rawValue: try row.decode(column: "state", as: String.self)) ?? .stopping
+            let state = EnvironmentState(rawValue: try row.decode(column: "state", as: String.self)) ?? .stopping
             var settings = try decoder.decode(
                 PortalDefinition.Environment.self, from: Data(try row.decode(column: "settings", as: String.self).utf8))
             if state == .stopping {
@@ -186,10 +177,12 @@ public struct PortalRepository: Sendable {
     public func deleteStopping(_ name: String) async throws -> Bool {
         try await database.transaction { db in
             let found = try await db.select().column("name").from("environments")
-                .where("name", .equal, name).where("state", .equal, EnvironmentRecord.State.stopping.rawValue)
+                .where("name", .equal, name).where("state", .equal, EnvironmentState.stopping.rawValue)
                 .lockingClause(ForUpdate()).first()
             guard found != nil else { return false }
             try await db.delete(from: "environments").where("name", .equal, name).run()
+            try await db.raw("UPDATE portal SET generation = generation + 1, updated_at = \(bind: Date()) WHERE id = 1")
+                .run()
             return true
         }
     }

@@ -1,0 +1,49 @@
+import Contracts
+import Foundation
+import Logging
+import ServiceLifecycle
+import Storage
+
+/// Deletes STOPPING environments once their last session has ended (no session left that is not STOPPED). With
+/// replicas, only the holder of the `catalog-janitor` lease does it.
+struct EnvironmentJanitor: Service {
+    let repository: PortalRepository
+    let snapshots: SnapshotCache
+    let sessions: SessionPeer
+    let leases: Leases
+    let interval: Duration
+    let now: @Sendable () -> Date
+    let logger: Logger
+    let holder = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8))"
+
+    /// One pass; answers the environments deleted.
+    @discardableResult
+    func pass() async throws -> [String] {
+        let snapshot = try await snapshots.current()
+        let stopping = snapshot.environments.filter { $0.state == .stopping }
+        guard !stopping.isEmpty else { return [] }
+        let overview = try await sessions.overview(false)
+        var deleted: [String] = []
+        for environment in stopping where (overview.environments[environment.name]?.active ?? 0) == 0 {
+            if try await repository.deleteStopping(environment.name) {
+                deleted.append(environment.name)
+                logger.info("stopping environment deleted: its last session has ended",
+                            metadata: ["environment": "\(environment.name)"])
+            }
+        }
+        return deleted
+    }
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                if try await leases.acquire("catalog-janitor", holder: holder, ttl: .seconds(30), now: now()) {
+                    try await pass()
+                }
+            } catch {
+                logger.warning("environment cleanup pass failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+}

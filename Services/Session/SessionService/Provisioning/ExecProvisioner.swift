@@ -1,0 +1,104 @@
+import Foundation
+import Logging
+
+/// Hands each action to an operator's executable: `<executable> create|delete|status`, with the session's JSON
+/// (`ProvisionRequest`) on stdin. `create` prints `{"url": …, "handle": …}` on stdout. A non-zero exit is a failure,
+/// and stderr becomes the session's `error_message`. `status` exits 0 while the lab exists.
+public struct ExecProvisioner: Provisioner {
+    public var executable: String
+    public var timeout: Duration
+    let logger: Logger
+
+    public init(executable: String, timeout: Duration = .seconds(120), logger: Logger) {
+        self.executable = executable
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    public func create(_ request: ProvisionRequest) async throws -> ProvisionResult {
+        var request = request
+        request.action = "create"
+        let output = try await run(request)
+        do {
+            return try JSONDecoder().decode(ProvisionResult.self, from: output)
+        } catch {
+            throw ProvisionError(
+                "\(executable) create printed no JSON with a \"url\": \(String(decoding: output.prefix(300), as: UTF8.self))")
+        }
+    }
+
+    public func delete(_ request: ProvisionRequest) async throws {
+        var request = request
+        request.action = "delete"
+        _ = try await run(request)
+    }
+
+    public func isAlive(_ request: ProvisionRequest) async -> Bool {
+        var request = request
+        request.action = "status"
+        return (try? await run(request)) != nil
+    }
+
+    /// Runs the executable once; answers its stdout, or throws with its stderr.
+    func run(_ request: ProvisionRequest) async throws -> Data {
+        let input = try JSONEncoder().encode(request)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = [request.action]
+        let stdin = Pipe()
+        let stdout = Pipe()
+        let stderr = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = stderr
+        let exited = AsyncStream<Int32>.makeStream()
+        process.terminationHandler = { process in
+            exited.continuation.yield(process.terminationStatus)
+            exited.continuation.finish()
+        }
+        do {
+            try process.run()
+        } catch {
+            throw ProvisionError("cannot run \(executable): \(error.localizedDescription)")
+        }
+        async let out = Self.readAll(stdout.fileHandleForReading)
+        async let err = Self.readAll(stderr.fileHandleForReading)
+        try? stdin.fileHandleForWriting.write(contentsOf: input)
+        try? stdin.fileHandleForWriting.close()
+
+        let status: Int32? = await withTaskGroup(of: Int32?.self) { group in
+            group.addTask {
+                for await status in exited.stream { return status }
+                return nil
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        guard let status else {
+            process.terminate()
+            throw ProvisionError("\(executable) \(request.action) did not finish within \(timeout)")
+        }
+        let (output, errors) = await (out, err)
+        guard status == 0 else {
+            let message = String(decoding: errors.suffix(2000), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            throw ProvisionError(
+                message.isEmpty ? "\(executable) \(request.action) exited with status \(status)" : message)
+        }
+        return output
+    }
+
+    static func readAll(_ handle: FileHandle) async -> Data {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                let data = (try? handle.readToEnd()) ?? Data()
+                continuation.resume(returning: data)
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+import Contracts
+import Foundation
+import Logging
+import ServiceLifecycle
+import Storage
+
+/// The session reaper and the provisioning worker (DESIGN §5, §6). Each pass, on the injected clock:
+/// 1. allocated sessions whose time is up (unactivated ones after their activation timeout) go to STOPPING;
+/// 2. spares are topped up to `reserved` (to `initial` the first time) within capacity and the portal maximum, and
+///    the spares of STOPPING environments are stopped;
+/// 3. labs that are due are provisioned (failures are recorded on the session and retried with backoff);
+/// 4. STOPPING sessions are torn down and become STOPPED.
+/// Provisioning and teardown run beside the pass, at most `concurrency` at a time. With replicas, only the holder
+/// of the `session-runtime` lease runs passes. After a restart the first pass catches up on everything that came due.
+public final class LabRuntime: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var interval: Duration = .seconds(1)
+        public var concurrency: Int = 16
+        public var leaseTTL: Duration = .seconds(15)
+        public var holder: String = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8))"
+
+        public init() {}
+    }
+
+    let sessions: SessionRepository
+    let identity: IdentityRepository
+    let portal: PortalCache
+    let provisioner: any Provisioner
+    let leases: Leases
+    let configuration: Configuration
+    let now: @Sendable () -> Date
+    let logger: Logger
+    let work: Work
+    private let wakeups: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
+
+    public init(
+        sessions: SessionRepository, identity: IdentityRepository, portal: PortalCache, provisioner: any Provisioner,
+        leases: Leases, configuration: Configuration = .init(), now: @escaping @Sendable () -> Date, logger: Logger
+    ) {
+        self.sessions = sessions
+        self.identity = identity
+        self.portal = portal
+        self.provisioner = provisioner
+        self.leases = leases
+        self.configuration = configuration
+        self.now = now
+        self.logger = logger
+        self.work = Work(limit: configuration.concurrency)
+        self.wakeups = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Asks for a pass soon (after an allocation made a session to provision, or a termination).
+    public func wake() { wakeups.continuation.yield() }
+
+    public func run() async throws {
+        var adopted = false
+        var lastTokenPurge = Date.distantPast
+        await withGracefulShutdownHandler {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                do {
+                    let holds = try await leases.acquire(
+                        "session-runtime", holder: configuration.holder, ttl: configuration.leaseTTL, now: now())
+                    if holds {
+                        if !adopted {
+                            try await adopt()
+                            adopted = true
+                        }
+                        try await pass()
+                        if now().timeIntervalSince(lastTokenPurge) > 3600 {
+                            let purged = try await identity.purgeExpiredTokens(now: now())
+                            if purged > 0 { logger.info("expired tokens purged", metadata: ["count": "\(purged)"]) }
+                            lastTokenPurge = now()
+                        }
+                    } else {
+                        adopted = false
+                    }
+                } catch {
+                    logger.error("lab runtime pass failed", metadata: ["error": "\(error)"])
+                }
+                await sleepOrWake()
+            }
+        } onGracefulShutdown: { [wakeups] in
+            wakeups.continuation.yield()
+        }
+        // Let provisioning in flight finish (each is bounded by the provisioner's own timeout).
+        await work.waitForIdle()
+        try? await leases.release("session-runtime", holder: configuration.holder)
+    }
+
+    private func sleepOrWake() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [interval = configuration.interval] in try? await Task.sleep(for: interval) }
+            group.addTask { [stream = wakeups.stream] in
+                for await _ in stream { return }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// After a restart: labs whose process is gone are provisioned again.
+    public func adopt() async throws {
+        for session in try await sessions.provisioned() {
+            let request = await provisionRequest(for: session, action: "status")
+            if await !provisioner.isAlive(request) {
+                logger.warning("lab of a live session is gone; provisioning it again", metadata: ["session": "\(session.name)"])
+                try await sessions.markNeedsProvisioning(session.name, now: now())
+            }
+        }
+    }
+
+    /// One pass. Provisioning and teardown it starts continue in the background; `waitForIdle()` waits for them.
+    public func pass() async throws {
+        let time = now()
+        let expired = try await sessions.expire(now: time)
+        if !expired.isEmpty {
+            logger.info("sessions expired", metadata: ["sessions": "\(expired.joined(separator: ","))"])
+        }
+        if let snapshot = try? await portal.current() {
+            for environment in snapshot.environments {
+                switch environment.state {
+                case .running:
+                    let created = try await sessions.topUp(environment, limits: snapshot.portal.sessions, now: time)
+                    if !created.isEmpty {
+                        logger.info(
+                            "spares created",
+                            metadata: ["environment": "\(environment.name)", "sessions": "\(created.joined(separator: ","))"])
+                    }
+                case .stopping:
+                    let stopped = try await sessions.stopSpares(environment: environment.name, now: time)
+                    if !stopped.isEmpty {
+                        logger.info(
+                            "spares of a stopping environment stopped",
+                            metadata: ["environment": "\(environment.name)", "sessions": "\(stopped.joined(separator: ","))"])
+                    }
+                }
+            }
+        }
+        for session in try await sessions.dueForProvisioning(now: time, limit: 256) {
+            let request = await provisionRequest(for: session, action: "create")
+            await work.start(session.name) { [self] in await provision(session, request: request) }
+        }
+        for session in try await sessions.dueForTeardown(limit: 256) {
+            let request = await provisionRequest(for: session, action: "delete")
+            await work.start("teardown:\(session.name)") { [self] in await teardown(session, request: request) }
+        }
+    }
+
+    /// Waits until no provisioning or teardown is running.
+    public func waitForIdle() async { await work.waitForIdle() }
+
+    func provisionRequest(for session: SessionRecord, action: String) async -> ProvisionRequest {
+        let environment = try? await portal.current().environment(named: session.environment)
+        return ProvisionRequest(
+            action: action, session: session.name, environment: session.environment, workshop: session.workshop,
+            owner: session.ownerName, parameters: session.parameters, command: environment?.workshop.command,
+            handle: session.handle)
+    }
+
+    func provision(_ session: SessionRecord, request: ProvisionRequest) async {
+        do {
+            let result = try await provisioner.create(request)
+            try await sessions.markProvisioned(session.name, url: result.url, handle: result.handle, now: now())
+            logger.info("session ready", metadata: ["session": "\(session.name)", "url": "\(result.url)"])
+        } catch {
+            let message = (error as? ProvisionError)?.message ?? "\(error)"
+            let delay = min(300, 5 * (1 << min(session.attempts, 6)))
+            logger.error(
+                "provisioning failed; will retry",
+                metadata: ["session": "\(session.name)", "error": "\(message)", "retry_in_s": "\(delay)"])
+            try? await sessions.markProvisionFailed(
+                session.name, message: message, retryAt: now().addingTimeInterval(TimeInterval(delay)), now: now())
+        }
+    }
+
+    func teardown(_ session: SessionRecord, request: ProvisionRequest) async {
+        do {
+            if session.provision != .pending || session.handle != nil {
+                try await provisioner.delete(request)
+            }
+            try await sessions.markStopped(session.name, now: now())
+            logger.info("session stopped", metadata: ["session": "\(session.name)"])
+        } catch {
+            let message = (error as? ProvisionError)?.message ?? "\(error)"
+            logger.error("teardown failed; will retry", metadata: ["session": "\(session.name)", "error": "\(message)"])
+            try? await sessions.markTeardownFailed(session.name, message: message, now: now())
+        }
+    }
+}
+
+/// Background jobs by key: one at a time per key, at most `limit` at once; the rest wait for the next pass.
+actor Work {
+    let limit: Int
+    private var running: [String: Task<Void, Never>] = [:]
+
+    init(limit: Int) { self.limit = max(1, limit) }
+
+    func start(_ key: String, _ body: @escaping @Sendable () async -> Void) {
+        guard running[key] == nil, running.count < limit else { return }
+        running[key] = Task {
+            await body()
+            self.finish(key)
+        }
+    }
+
+    private func finish(_ key: String) { running[key] = nil }
+
+    func waitForIdle() async {
+        while let task = running.values.first {
+            await task.value
+        }
+    }
+}
