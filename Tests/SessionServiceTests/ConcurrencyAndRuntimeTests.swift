@@ -1,0 +1,173 @@
+import Contracts
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import Logging
+import ServerKit
+@testable import SessionService
+import Storage
+import TestSupport
+import Testing
+
+@Suite("Allocation under concurrency, on both backends; the local provisioner; users")
+struct ConcurrencyAndRuntimeTests {
+    @Test("200 concurrent requests for capacity 10 give exactly 10 sessions and 190 answers of 503", arguments: TestBackends.all)
+    func concurrentRequests(backend: DatabaseBackend) async throws {
+        let portal = StubCatalog.portal([StubCatalog.environment("lab-w01", workshop: "ws", capacity: 10)])
+        try await SessionHarness.with(backend, portal: portal) { harness in
+            try await harness.application().test(.router) { client in
+                let token = try await client.robotToken(harness.credentials)
+                let statuses = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+                    for _ in 0..<200 {
+                        group.addTask {
+                            let answer = try await client.call(
+                                .get, "/workshops/environment/lab-w01/request/?index_url=x", headers: bearer(token))
+                            return (Int(answer.status.code), answer.json["name"] as? String)
+                        }
+                    }
+                    var all: [(Int, String?)] = []
+                    for try await result in group { all.append(result) }
+                    return all
+                }
+                #expect(statuses.filter { $0.0 == 200 }.count == 10)
+                #expect(statuses.filter { $0.0 == 503 }.count == 190)
+                let names = Set(statuses.compactMap(\.1))
+                #expect(names.count == 10)
+                let live = try await harness.dependencies.sessions.sessions(in: [.starting, .waiting, .running, .stopping])
+                #expect(live.count == 10)
+            }
+        }
+    }
+
+    @Test("two replicas on one PostgreSQL database never over-allocate")
+    func replicasOnPostgres() async throws {
+        guard TestBackends.postgresURL != nil else {
+            #expect(!TestBackends.postgresRequired, "PostgreSQL is required in this run")
+            return
+        }
+        let portal = StubCatalog.portal([StubCatalog.environment("lab-w01", workshop: "ws", capacity: 7)], maximum: 7)
+        let database = TestDatabase(.postgres, label: "replicas")
+        try await database.with { first in
+            try await Migrator(SessionApplication.spec.migrations).migrate(first, logger: quietLogger)
+            try await database.with { second in
+                let clock = ManualClock()
+                var replicas: [SessionDependencies] = []
+                for db in [first, second] {
+                    replicas.append(
+                        try await SessionApplication.makeDependencies(
+                            database: db, catalog: StubCatalog(portal).peer, provisioner: StubProvisioner(),
+                            now: clock.source, logger: quietLogger))
+                }
+                let environment = portal.environments[0]
+                let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+                    for index in 0..<60 {
+                        let replica = replicas[index % 2]
+                        group.addTask {
+                            let (outcome, _) = try await replica.sessions.allocate(
+                                AllocationRequest(
+                                    environment: environment, limits: portal.portal.sessions,
+                                    user: .new(.init(username: "u\(index)", role: .anonymous)), reacquire: nil,
+                                    withToken: true, timeout: 60, indexURL: "x", analyticsURL: nil, parameters: []),
+                                now: clock.now)
+                            if case .allocated = outcome { return true }
+                            return false
+                        }
+                    }
+                    var results: [Bool] = []
+                    for try await result in group { results.append(result) }
+                    return results
+                }
+                #expect(outcomes.filter { $0 }.count == 7)
+            }
+        }
+    }
+
+    @Test("the local provisioner starts the workshop's command on its port and stops it with SIGTERM")
+    func localProvisioner() async throws {
+        let workspaces = FileManager.default.temporaryDirectory.appendingPathComponent("labportal-ws-\(UUID().uuidString.prefix(8))").path
+        let provisioner = LocalProvisioner(
+            configuration: .init(workspaces: workspaces, readyTimeout: .seconds(20), stopGrace: .seconds(5)),
+            logger: quietLogger)
+        let command = [
+            "/bin/sh", "-c",
+            #"printf 'hello from %s' "$SESSION_NAME" > index.html && exec python3 -m http.server "$PORT" --bind 127.0.0.1"#,
+        ]
+        let request = ProvisionRequest(
+            action: "create", session: "lab-w01-s001", environment: "lab-w01", workshop: "ws", owner: "u",
+            parameters: [.init(name: "GREETING", value: "hi")], command: command, handle: nil)
+        let result = try await provisioner.create(request)
+        #expect(result.url.hasPrefix("http://localhost:"))
+        let handle = try #require(result.handle.flatMap(LocalProvisioner.decodeHandle))
+        let port = handle.port
+        let page = try await httpGet("http://127.0.0.1:\(port)/index.html")
+        #expect(page.text == "hello from lab-w01-s001")
+        var withHandle = request
+        withHandle.handle = result.handle
+        #expect(await provisioner.isAlive(withHandle))
+
+        try await provisioner.delete(withHandle)
+        #expect(!provisioner.alive(handle.pid))
+        #expect(!LocalProvisioner.accepts(port: port))
+        #expect(!FileManager.default.fileExists(atPath: "\(workspaces)/lab-w01-s001"))
+        #expect(await !provisioner.isAlive(withHandle))
+    }
+
+    @Test("a command that never opens its port fails with its output; a command that ignores SIGTERM is killed")
+    func localProvisionerFailures() async throws {
+        let workspaces = FileManager.default.temporaryDirectory.appendingPathComponent("labportal-ws-\(UUID().uuidString.prefix(8))").path
+        let provisioner = LocalProvisioner(
+            configuration: .init(workspaces: workspaces, readyTimeout: .seconds(10), stopGrace: .milliseconds(300)),
+            logger: quietLogger)
+        let broken = ProvisionRequest(
+            action: "create", session: "s-broken", environment: "e", workshop: "w", owner: nil, parameters: [],
+            command: ["/bin/sh", "-c", "echo no such lab >&2; exit 3"], handle: nil)
+        await #expect {
+            _ = try await provisioner.create(broken)
+        } throws: { error in
+            (error as? ProvisionError)?.message.contains("no such lab") == true
+        }
+        let stubborn = ProvisionRequest(
+            action: "create", session: "s-stubborn", environment: "e", workshop: "w", owner: nil, parameters: [],
+            command: ["/bin/sh", "-c", #"trap '' TERM; exec python3 -c "import signal,socket,os,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); s=socket.socket(); s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen(); time.sleep(600)""#],
+            handle: nil)
+        let result = try await provisioner.create(stubborn)
+        let handle = try #require(result.handle.flatMap(LocalProvisioner.decodeHandle))
+        var request = stubborn
+        request.handle = result.handle
+        try await provisioner.delete(request)
+        #expect(!provisioner.alive(handle.pid))
+    }
+
+    @Test("the exec provisioner passes the session JSON on stdin, reads the URL, and turns stderr into the error")
+    func execProvisioner() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("labportal-exec-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let script = directory.appendingPathComponent("provision").path
+        try """
+            #!/bin/sh
+            input=$(cat)
+            case "$1" in
+              create) session=$(printf '%s' "$input" | python3 -c 'import json,sys; print(json.load(sys.stdin)["session"])')
+                      [ "$session" = "bad" ] && { echo "quota exceeded for $session" >&2; exit 1; }
+                      printf '{"url": "https://labs.test/%s", "handle": "vm-1"}' "$session" ;;
+              delete) exit 0 ;;
+              status) exit 0 ;;
+            esac
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let provisioner = ExecProvisioner(executable: script, timeout: .seconds(20), logger: quietLogger)
+        let request = ProvisionRequest(
+            action: "create", session: "lab-w01-s001", environment: "lab-w01", workshop: "ws", owner: nil,
+            parameters: [], command: nil, handle: nil)
+        let result = try await provisioner.create(request)
+        #expect(result == ProvisionResult(url: "https://labs.test/lab-w01-s001", handle: "vm-1"))
+        try await provisioner.delete(request)
+        var bad = request
+        bad.session = "bad"
+        await #expect {
+            _ = try await provisioner.create(bad)
+        } throws: { error in
+            (error as? ProvisionError)?.message == "quota exceeded for bad"
+        }
+    }
+}
