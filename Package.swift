@@ -140,7 +140,10 @@ let package = Package(
             ],
             path: "Tests/ServerKitTests"),
         .testTarget(name: "LayeringTests", path: "Tests/LayeringTests"),
-        .testTarget(name: "CatalogServiceTests", dependencies: ["CatalogService", "TestSupport"], path: "Tests/CatalogServiceTests"),
+        .testTarget(
+            name: "CatalogServiceTests",
+            dependencies: ["CatalogService", "TestSupport", "Contracts", "ServerKit", "Storage", hummingbird, hummingbirdTesting],
+            path: "Tests/CatalogServiceTests"),
         .testTarget(
             name: "SessionServiceTests",
             dependencies: ["SessionService", "TestSupport", "Contracts", "ServerKit", "Storage", hummingbird, hummingbirdTesting],
