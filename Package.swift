@@ -89,7 +89,10 @@ let package = Package(
             path: "Libraries/ServerKit"),
         .target(
             name: "TestSupport",
-            dependencies: ["Contracts", "Wire", "ServerKit", "Storage", nioCore, nioPosix, nioSSL, nioExtras, logging],
+            dependencies: [
+                "Contracts", "Wire", "ServerKit", "Storage", nioCore, nioPosix, nioSSL, nioExtras, logging,
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             path: "Libraries/TestSupport"),
 
         // MARK: Services

@@ -1,4 +1,7 @@
 import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -121,8 +124,9 @@ public final class LocalStack: @unchecked Sendable {
         kill(process.processIdentifier, SIGTERM)
         let exited = await eventually(attempts: seconds * 10, interval: .milliseconds(100)) { !process.isRunning }
         if !exited {
+            // Never `waitUntilExit()` here: it blocks a thread of the cooperative pool.
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            _ = await eventually(attempts: 50, interval: .milliseconds(100)) { !process.isRunning }
             return nil
         }
         return process.terminationStatus
@@ -130,6 +134,21 @@ public final class LocalStack: @unchecked Sendable {
 
     public func stopAll() async {
         for name in Array(processes.keys) { await stop(name) }
+        killSessionProcesses()
+    }
+
+    /// Session labs outlive session-service on purpose (a restart adopts them); a test stack must not leave them
+    /// behind. They are found by the `WORKSPACE` under this stack's home in their environment.
+    public func killSessionProcesses() {
+        let marker = Data("WORKSPACE=\(home)/".utf8)
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return }
+        for entry in entries {
+            guard let pid = Int32(entry), pid != getpid(),
+                let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ"),
+                environment.range(of: marker) != nil
+            else { continue }
+            kill(pid, SIGKILL)
+        }
     }
 
     public func isRunning(_ name: String) -> Bool { processes[name]?.isRunning ?? false }
@@ -174,11 +193,91 @@ public struct HTTPResult: Sendable {
 }
 
 public func httpGet(_ url: String, timeout: TimeInterval = 10) async throws -> HTTPResult {
-    var request = URLRequest(url: URL(string: url)!)
-    request.timeoutInterval = timeout
-    let (data, response) = try await URLSession.shared.data(for: request)
-    let http = response as! HTTPURLResponse
-    var headers: [String: String] = [:]
-    for (key, value) in http.allHeaderFields { headers["\(key)"] = "\(value)" }
-    return HTTPResult(status: http.statusCode, headers: headers, body: data)
+    try await httpRequest("GET", url, timeout: timeout)
+}
+
+/// One HTTP/1.1 request over a fresh connection. It never follows redirects and keeps no cookies: tests look at
+/// the 302 and carry cookies themselves. (URLSession on Linux can hang when a delegate refuses a redirect.)
+public func httpRequest(
+    _ method: String, _ url: String, headers: [String: String] = [:], body: Data? = nil, timeout: TimeInterval = 10
+) async throws -> HTTPResult {
+    guard let parsed = URLComponents(string: url), let host = parsed.host else { throw StackError.setup("bad URL \(url)") }
+    let port = parsed.port ?? 80
+    var target = parsed.percentEncodedPath.isEmpty ? "/" : parsed.percentEncodedPath
+    if let query = parsed.percentEncodedQuery { target += "?\(query)" }
+    let loop = MultiThreadedEventLoopGroup.singleton.next()
+    let promise = loop.makePromise(of: HTTPResult.self)
+    let channel: any Channel
+    do {
+        channel = try await connect(loop: loop, host: host, port: port, timeout: timeout, promise: promise)
+    } catch {
+        promise.fail(error)
+        throw error
+    }
+    var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: target)
+    head.headers.add(name: "Host", value: "\(host):\(port)")
+    head.headers.add(name: "Connection", value: "close")
+    for (name, value) in headers { head.headers.add(name: name, value: value) }
+    if let body { head.headers.add(name: "Content-Length", value: String(body.count)) }
+    channel.write(HTTPClientRequestPart.head(head), promise: nil)
+    if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
+    channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+    let timer = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) {
+        channel.pipeline.fireErrorCaught(StackError.setup("\(method) \(url): no answer within \(timeout) s"))
+    }
+    defer { timer.cancel() }
+    let result = try await promise.futureResult.get()
+    try? await channel.close()
+    return result
+}
+
+private func connect(
+    loop: any EventLoop, host: String, port: Int, timeout: TimeInterval, promise: EventLoopPromise<HTTPResult>
+) async throws -> any Channel {
+    try await ClientBootstrap(group: loop)
+        .connectTimeout(.seconds(Int64(timeout)))
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise))
+            }
+        }
+        .connect(host: host, port: port).get()
+}
+
+private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPClientResponsePart
+    let promise: EventLoopPromise<HTTPResult>
+    var head: HTTPResponseHead?
+    var body = Data()
+    var done = false
+
+    init(promise: EventLoopPromise<HTTPResult>) { self.promise = promise }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): self.head = head
+        case .body(let buffer): body.append(contentsOf: buffer.readableBytesView)
+        case .end:
+            guard let head else { return }
+            var fields: [String: String] = [:]
+            for (name, value) in head.headers {
+                fields[name] = fields[name].map { "\($0), \(value)" } ?? value
+            }
+            if !done { promise.succeed(HTTPResult(status: Int(head.status.code), headers: fields, body: body)) }
+            done = true
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !done { promise.fail(error) }
+        done = true
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !done { promise.fail(StackError.setup("the connection closed before the answer was complete")) }
+        done = true
+    }
 }

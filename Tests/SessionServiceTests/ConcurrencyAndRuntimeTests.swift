@@ -53,10 +53,11 @@ struct ConcurrencyAndRuntimeTests {
                 let clock = ManualClock()
                 var replicas: [SessionDependencies] = []
                 for db in [first, second] {
-                    replicas.append(
-                        try await SessionApplication.makeDependencies(
-                            database: db, catalog: StubCatalog(portal).peer, provisioner: StubProvisioner(),
-                            now: clock.source, logger: quietLogger))
+                    let dependencies = try await SessionApplication.makeDependencies(
+                        database: db, catalog: StubCatalog(portal).peer, provisioner: StubProvisioner(),
+                        now: clock.source, logger: quietLogger)
+                    try await dependencies.prepare()
+                    replicas.append(dependencies)
                 }
                 let environment = portal.environments[0]
                 let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in

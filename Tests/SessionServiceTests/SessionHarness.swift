@@ -104,6 +104,7 @@ struct SessionHarness: Sendable {
             let dependencies = try await SessionApplication.makeDependencies(
                 database: database, catalog: catalog.peer, provisioner: provisioner, portalMaxAge: .zero,
                 now: clock.source, logger: quietLogger)
+            try await dependencies.prepare()
             try await testCredentials.apply(to: dependencies.identity.repository, now: clock.now, logger: quietLogger)
             let harness = SessionHarness(
                 database: database, dependencies: dependencies, clock: clock, catalog: catalog,

@@ -53,6 +53,7 @@ public enum SessionApplication {
             wire: wireRouter(dependencies),
             background: [dependencies.runtime],
             prepare: { _ in
+                try await dependencies.prepare()
                 try await credentials.apply(to: dependencies.identity.repository, now: Date(), logger: logger)
             })
     }
@@ -73,9 +74,7 @@ public enum SessionApplication {
         let authenticator = CachedAuthenticator(now: now) { authorization in
             try await identity.authenticate(authorization)
         }
-        // The key is made on first use; a not yet migrated database fails here, so callers migrate first.
-        let key = try await identityRepository.key(named: "activation")
-        let sessions = SessionRepository(database: database, key: key)
+        let sessions = SessionRepository(database: database, key: ActivationKey())
         let portal = PortalCache(peer: catalog, maxAge: portalMaxAge, logger: logger)
         let runtime = LabRuntime(
             sessions: sessions, identity: identityRepository, portal: portal, provisioner: provisioner,

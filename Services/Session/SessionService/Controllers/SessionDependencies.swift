@@ -28,6 +28,11 @@ public struct SessionDependencies: Sendable {
         self.logger = logger
     }
 
+    /// Loads what needs the migrated database (the activation-token key). Runs before serving.
+    public func prepare() async throws {
+        try await sessions.activationKey.load(from: identity.repository)
+    }
+
     /// The REST caller from its `Authorization` header.
     func caller(_ request: Request) async throws -> AuthenticatedUser {
         try await request.authenticatedUser(authenticator)

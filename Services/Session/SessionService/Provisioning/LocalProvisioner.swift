@@ -182,6 +182,7 @@ public final class LocalProvisioner: Provisioner {
             for pointer in argv { free(pointer) }
             for pointer in envp { free(pointer) }
         }
+        Self.markDescriptorsCloseOnExec()
         var pid: pid_t = 0
         let result = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, envp)
         guard result == 0 else {
@@ -201,6 +202,17 @@ public final class LocalProvisioner: Provisioner {
 
     private func releasePort(_ port: Int) {
         reservedPorts.withLock { _ = $0.remove(port) }
+    }
+
+    /// Sets close-on-exec on every descriptor above stderr, so that a lab never inherits the service's sockets (it
+    /// would keep the service's ports and connections open after the service exits, and outlives it on purpose).
+    static func markDescriptorsCloseOnExec() {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for entry in entries {
+            guard let fd = Int32(entry), fd > 2 else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 && flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
     }
 
     /// A port the kernel says is free right now on 127.0.0.1.

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Storage
+import Synchronization
 
 /// The session reaper and the provisioning worker (DESIGN §5, §6). Each pass, on the injected clock:
 /// 1. allocated sessions whose time is up (unactivated ones after their activation timeout) go to STOPPING;
@@ -31,7 +32,7 @@ public final class LabRuntime: Service, Sendable {
     let now: @Sendable () -> Date
     let logger: Logger
     let work: Work
-    private let wakeups: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
+    private let wakeups = WakeSignal()
 
     public init(
         sessions: SessionRepository, identity: IdentityRepository, portal: PortalCache, provisioner: any Provisioner,
@@ -46,11 +47,10 @@ public final class LabRuntime: Service, Sendable {
         self.now = now
         self.logger = logger
         self.work = Work(limit: configuration.concurrency)
-        self.wakeups = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Asks for a pass soon (after an allocation made a session to provision, or a termination).
-    public func wake() { wakeups.continuation.yield() }
+    public func wake() { wakeups.signal() }
 
     public func run() async throws {
         var adopted = false
@@ -80,7 +80,7 @@ public final class LabRuntime: Service, Sendable {
                 await sleepOrWake()
             }
         } onGracefulShutdown: { [wakeups] in
-            wakeups.continuation.yield()
+            wakeups.signal()
         }
         // Let provisioning in flight finish (each is bounded by the provisioner's own timeout).
         await work.waitForIdle()
@@ -88,14 +88,7 @@ public final class LabRuntime: Service, Sendable {
     }
 
     private func sleepOrWake() async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { [interval = configuration.interval] in try? await Task.sleep(for: interval) }
-            group.addTask { [stream = wakeups.stream] in
-                for await _ in stream { return }
-            }
-            await group.next()
-            group.cancelAll()
-        }
+        await wakeups.wait(for: configuration.interval)
     }
 
     /// After a restart: labs whose process is gone are provisioned again.
@@ -184,6 +177,50 @@ public final class LabRuntime: Service, Sendable {
             let message = (error as? ProvisionError)?.message ?? "\(error)"
             logger.error("teardown failed; will retry", metadata: ["session": "\(session.name)", "error": "\(message)"])
             try? await sessions.markTeardownFailed(session.name, message: message, now: now())
+        }
+    }
+}
+
+/// Wakes a sleeping loop early. A signal that comes while nobody waits is kept for the next wait.
+final class WakeSignal: Sendable {
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func signal() {
+        let waiter: CheckedContinuation<Void, Never>? = state.withLock { state in
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter
+            }
+            state.pending = true
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    /// Returns after `duration`, or earlier on a signal.
+    func wait(for duration: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try? await Task.sleep(for: duration)
+                if !Task.isCancelled { self.signal() }
+            }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now: Bool = state.withLock { state in
+                    if state.pending {
+                        state.pending = false
+                        return true
+                    }
+                    state.waiter = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+            group.cancelAll()
         }
     }
 }

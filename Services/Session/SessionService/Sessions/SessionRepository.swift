@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import SQLKit
 import Storage
+import Synchronization
 
 /// Who a session request is for.
 public enum RequestedUser: Sendable {
@@ -92,15 +93,14 @@ public struct SessionRepository: Sendable {
     static let allocatableStates = "('STARTING', 'WAITING', 'RUNNING')"
 
     let database: Database
-    /// The activation-token key's bytes (`SymmetricKey` is not `Sendable`).
-    let keyBytes: [UInt8]
+    let activationKey: ActivationKey
 
-    public init(database: Database, key: SymmetricKey) {
+    public init(database: Database, key: ActivationKey) {
         self.database = database
-        self.keyBytes = key.withUnsafeBytes { Array($0) }
+        self.activationKey = key
     }
 
-    var key: SymmetricKey { SymmetricKey(data: keyBytes) }
+    var key: SymmetricKey { activationKey.key }
 
     // MARK: Reading
 
@@ -614,6 +614,26 @@ public struct SessionRepository: Sendable {
             WHERE name = \(bind: name)
             """
         ).run()
+    }
+}
+
+/// The key activation tokens are derived with. It lives in the database (shared by replicas) and is loaded once
+/// the database is migrated, before the service serves.
+public final class ActivationKey: Sendable {
+    private let bytes = Mutex<[UInt8]?>(nil)
+
+    public init() {}
+
+    public func load(from identity: IdentityRepository) async throws {
+        let key = try await identity.key(named: "activation")
+        bytes.withLock { $0 = key.withUnsafeBytes { Array($0) } }
+    }
+
+    var key: SymmetricKey {
+        guard let bytes = bytes.withLock({ $0 }) else {
+            preconditionFailure("the activation key is used before it was loaded")
+        }
+        return SymmetricKey(data: bytes)
     }
 }
 
