@@ -281,3 +281,51 @@ private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendabl
         done = true
     }
 }
+
+/// Real nginx from `deploy/nginx`, in front of a stack's services, on a port of its own.
+public final class NginxProxy: @unchecked Sendable {
+    public let port: Int
+    let process: Process
+
+    /// The nginx binary (`LABPORTAL_NGINX`), or nil when it is missing (tests then skip, unless
+    /// `LABPORTAL_REQUIRE_NGINX=1`).
+    public static var binary: String? {
+        let path = ProcessInfo.processInfo.environment["LABPORTAL_NGINX"] ?? "/usr/sbin/nginx"
+        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+    }
+
+    public static var required: Bool { ProcessInfo.processInfo.environment["LABPORTAL_REQUIRE_NGINX"] == "1" }
+
+    /// Renders the configuration for the stack's ports and starts nginx in the foreground, as a child of the test.
+    public init(stack: LocalStack, binary: String) async throws {
+        let prefix = "\(stack.home)/nginx"
+        port = try await freeLoopbackPort()
+        var environment = ProcessInfo.processInfo.environment
+        environment["LABPORTAL_PORT"] = "127.0.0.1:\(port)"
+        for name in ["catalog", "session", "classroom", "report"] {
+            environment["LABPORTAL_\(name.uppercased())_UPSTREAMS"] = "127.0.0.1:\(stack.httpPorts[name]!)"
+        }
+        let render = runProcess(
+            repositoryRoot.appendingPathComponent("deploy/nginx/render").path,
+            ["\(prefix)/nginx.conf", "--main", prefix], environment: environment)
+        guard render.status == 0 else { throw StackError.setup("render failed: \(render.output)") }
+        let checked = runProcess(binary, ["-t", "-p", prefix, "-c", "\(prefix)/nginx.conf"])
+        guard checked.status == 0 else { throw StackError.setup("nginx rejects the rendered config: \(checked.output)") }
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["-p", prefix, "-c", "\(prefix)/nginx.conf", "-g", "daemon off;"]
+        try process.run()
+        let up = await eventually { [port] in (try? await httpGet("http://127.0.0.1:\(port)/healthz").status) == 200 }
+        guard up else {
+            stop()
+            throw StackError.setup("nginx does not answer on port \(port)")
+        }
+    }
+
+    public var base: String { "http://127.0.0.1:\(port)" }
+
+    public func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+    }
+}

@@ -47,42 +47,17 @@ struct NginxRoutingTests {
 
     @Test("every route prefix of DESIGN §3 reaches its service through nginx")
     func routes() async throws {
-        let nginx = ProcessInfo.processInfo.environment["LABPORTAL_NGINX"] ?? "/usr/sbin/nginx"
-        guard FileManager.default.isExecutableFile(atPath: nginx) else {
-            #expect(
-                ProcessInfo.processInfo.environment["LABPORTAL_REQUIRE_NGINX"] != "1",
-                "nginx is required in this run but \(nginx) is missing")
+        guard let nginx = NginxProxy.binary else {
+            #expect(!NginxProxy.required, "nginx is required in this run but is missing")
             return
         }
         try await LocalStack.with { stack in
             try stack.startAll()
             for name in ["catalog", "session", "classroom", "report"] { try await stack.waitReady(name) }
 
-            let prefix = "\(stack.home)/nginx"
-            let port = try await freeLoopbackPort()
-            var environment = ProcessInfo.processInfo.environment
-            environment["LABPORTAL_PORT"] = "127.0.0.1:\(port)"
-            for name in ["catalog", "session", "classroom", "report"] {
-                environment["LABPORTAL_\(name.uppercased())_UPSTREAMS"] = "127.0.0.1:\(stack.httpPorts[name]!)"
-            }
-            let render = runProcess(
-                repositoryRoot.appendingPathComponent("deploy/nginx/render").path,
-                ["\(prefix)/nginx.conf", "--main", prefix], environment: environment)
-            try #require(render.status == 0, "render failed: \(render.output)")
-            let checked = runProcess(nginx, ["-t", "-p", prefix, "-c", "\(prefix)/nginx.conf"])
-            try #require(checked.status == 0, "nginx rejects the rendered config: \(checked.output)")
-            // In the foreground, as a child of the test, so that it cannot outlive it.
-            let server = Process()
-            server.executableURL = URL(fileURLWithPath: nginx)
-            server.arguments = ["-p", prefix, "-c", "\(prefix)/nginx.conf", "-g", "daemon off;"]
-            try server.run()
-            defer {
-                server.terminate()
-                server.waitUntilExit()
-            }
-
-            let up = await eventually { (try? await httpGet("http://127.0.0.1:\(port)/healthz").status) == 200 }
-            try #require(up, "nginx answers")
+            let proxy = try await NginxProxy(stack: stack, binary: nginx)
+            defer { proxy.stop() }
+            let port = proxy.port
             for (path, service) in Self.routes {
                 let answer = try await httpGet("http://127.0.0.1:\(port)\(path)")
                 #expect(answer.header(ServiceHeader.name) == service, "\(path) → \(service), got \(answer.header(ServiceHeader.name) ?? "none") (\(answer.status))")
