@@ -43,6 +43,10 @@ struct NginxRoutingTests {
         ("/auditing/exports/9", "report"),
         ("/workshops/sessions/exports/", "report"),
         ("/workshops/sessions/exports/9.csv", "report"),
+        ("/healthz/catalog", "catalog"),
+        ("/healthz/session", "session"),
+        ("/healthz/classroom", "classroom"),
+        ("/healthz/report", "report"),
     ]
 
     @Test("every route prefix of DESIGN §3 reaches its service through nginx")
