@@ -81,6 +81,8 @@ public enum SessionApplication {
             leases: Leases(database), configuration: runtimeConfiguration, now: now, logger: logger)
         return SessionDependencies(
             identity: identity, authenticator: authenticator, sessions: sessions, portal: portal, runtime: runtime,
+            counts: OverviewCache(
+                sessions: sessions, maxAge: database.backend == .postgres ? .milliseconds(500) : nil),
             now: now, logger: logger)
     }
 
@@ -105,7 +107,35 @@ public enum SessionApplication {
         return router
     }
 
+    /// The counts of `sessions.overview`, reused until this process writes again. On SQLite (one replica) that is
+    /// exact; on PostgreSQL other replicas write too, so an answer is also reused for at most `maxAge`.
+    public actor OverviewCache {
+        let sessions: SessionRepository
+        let maxAge: Duration?
+        private var cached: (result: SessionsOverview.Result, version: Int, at: ContinuousClock.Instant)?
+
+        init(sessions: SessionRepository, maxAge: Duration?) {
+            self.sessions = sessions
+            self.maxAge = maxAge
+        }
+
+        func get() async throws -> SessionsOverview.Result {
+            let version = sessions.changeCount
+            if let cached, cached.version == version, maxAge.map({ ContinuousClock.now - cached.at < $0 }) ?? true {
+                return cached.result
+            }
+            let (allocated, counts, _) = try await sessions.overview(includeSessions: false)
+            let result = SessionsOverview.Result(allocated: allocated, environments: counts)
+            // Only keep it if nothing was written while counting.
+            if sessions.changeCount == version { cached = (result, version, .now) }
+            return result
+        }
+    }
+
     static func overview(_ dependencies: SessionDependencies, includeSessions: Bool) async throws -> SessionsOverview.Result {
+        if !includeSessions {
+            return try await dependencies.counts.get()
+        }
         let (allocated, counts, sessions) = try await dependencies.sessions.overview(includeSessions: includeSessions)
         var environments = counts
         if includeSessions {

@@ -19,3 +19,4 @@ public struct SessionPeer: Sendable {
         })
     }
 }
+

@@ -12,13 +12,16 @@ public struct SessionDependencies: Sendable {
     public var sessions: SessionRepository
     public var portal: PortalCache
     public var runtime: LabRuntime
+    public var counts: SessionApplication.OverviewCache
     public var now: @Sendable () -> Date
     public var logger: Logger
 
     public init(
         identity: IdentityService, authenticator: CachedAuthenticator, sessions: SessionRepository, portal: PortalCache,
-        runtime: LabRuntime, now: @escaping @Sendable () -> Date, logger: Logger
+        runtime: LabRuntime, counts: SessionApplication.OverviewCache, now: @escaping @Sendable () -> Date,
+        logger: Logger
     ) {
+        self.counts = counts
         self.identity = identity
         self.authenticator = authenticator
         self.sessions = sessions

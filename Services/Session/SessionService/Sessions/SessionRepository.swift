@@ -86,7 +86,16 @@ public struct SessionRepository: Sendable {
                 "CREATE INDEX sessions_environment ON sessions (environment, state)",
                 "CREATE INDEX sessions_owner ON sessions (owner_id, state)",
                 "CREATE INDEX sessions_state ON sessions (state)",
-            ])
+            ]),
+        Migration(
+            version: 4, name: "sessions_covering_indexes",
+            statements: [
+                // Spare lookup and the per-environment counts read the index alone.
+                "CREATE INDEX sessions_env_state_owner ON sessions (environment, state, owner_id)",
+                "CREATE INDEX sessions_state_env_owner ON sessions (state, environment, owner_id)",
+                "DROP INDEX sessions_environment",
+                "DROP INDEX sessions_state",
+            ]),
     ]
 
     static let liveStates = "('STARTING', 'WAITING', 'RUNNING', 'STOPPING')"
@@ -94,11 +103,18 @@ public struct SessionRepository: Sendable {
 
     let database: Database
     let activationKey: ActivationKey
+    /// Bumped by every write this process makes that can change the counts (see `OverviewCache`).
+    let changes = ChangeCounter()
 
     public init(database: Database, key: ActivationKey) {
         self.database = database
         self.activationKey = key
     }
+
+    /// How many count-changing writes this process has made.
+    public var changeCount: Int { changes.value }
+
+    func changed() { changes.bump() }
 
     var key: SymmetricKey { activationKey.key }
 
@@ -189,6 +205,7 @@ public struct SessionRepository: Sendable {
     // MARK: Allocation (reference §4.3)
 
     public func allocate(_ request: AllocationRequest, now: Date) async throws -> (AllocationOutcome, AuthenticatedUser) {
+        defer { changed() }
         let now = EducatesTime.truncate(now)
         let environment = request.environment
         let parametersText = String(
@@ -251,8 +268,8 @@ public struct SessionRepository: Sendable {
             // 3. A ready hot spare.
             if let spare = try await db.raw(
                 """
-                SELECT name FROM sessions WHERE environment = \(bind: environment.name) AND owner_id IS NULL
-                AND state = 'WAITING' ORDER BY created_at, name LIMIT 1
+                SELECT name FROM sessions WHERE environment = \(bind: environment.name) AND state = 'WAITING'
+                AND owner_id IS NULL LIMIT 1
                 """
             ).first() {
                 let name = try spare.decode(column: "name", as: String.self)
@@ -397,6 +414,7 @@ public struct SessionRepository: Sendable {
 
     /// Marks an allocated session as running: its lifetime starts now.
     public func activate(_ name: String, settings: EnvironmentSettings?, now: Date) async throws -> SessionRecord? {
+        defer { changed() }
         let now = EducatesTime.truncate(now)
         return try await database.transaction { db in
             guard var session = try await db.raw("SELECT * FROM sessions WHERE name = \(bind: name)")
@@ -436,6 +454,7 @@ public struct SessionRepository: Sendable {
 
     /// Ends a session: STOPPING now, STOPPED once its lab is torn down.
     public func terminate(_ name: String, now: Date) async throws -> SessionRecord? {
+        defer { changed() }
         let now = EducatesTime.truncate(now)
         return try await database.transaction { db in
             try await Self.stop(name, now: now, on: db)
@@ -447,6 +466,7 @@ public struct SessionRepository: Sendable {
 
     /// Allocated sessions whose time is up (unactivated ones included) go to STOPPING. Answers their names.
     public func expire(now: Date) async throws -> [String] {
+        defer { changed() }
         let now = EducatesTime.truncate(now)
         return try await database.transaction { db in
             let rows = try await db.raw(
@@ -463,6 +483,7 @@ public struct SessionRepository: Sendable {
 
     /// Stops every unowned spare of an environment (it is STOPPING or gone from the portal).
     public func stopSpares(environment: String, now: Date) async throws -> [String] {
+        defer { changed() }
         let now = EducatesTime.truncate(now)
         return try await database.transaction { db in
             let rows = try await db.raw(
@@ -480,6 +501,7 @@ public struct SessionRepository: Sendable {
     /// Tops the spares of an environment up to `reserved` (to `initial` the first time), within its capacity and the
     /// portal maximum. `initial = 0` means no spares until the first request. Answers the names created.
     public func topUp(_ environment: CatalogEnvironment, limits: SessionLimits, now: Date) async throws -> [String] {
+        defer { changed() }
         let now = EducatesTime.truncate(now)
         let settings = environment.settings
         return try await database.transaction { db in
@@ -560,6 +582,7 @@ public struct SessionRepository: Sendable {
 
     /// The lab is up: a STARTING session becomes WAITING.
     public func markProvisioned(_ name: String, url: String, handle: String?, now: Date) async throws {
+        defer { changed() }
         let now = EducatesTime.truncate(now)
         try await database.sql.raw(
             """
@@ -596,6 +619,7 @@ public struct SessionRepository: Sendable {
 
     /// The lab is torn down: the session is STOPPED.
     public func markStopped(_ name: String, now: Date) async throws {
+        defer { changed() }
         let now = EducatesTime.truncate(now)
         try await database.sql.raw(
             """
@@ -615,6 +639,13 @@ public struct SessionRepository: Sendable {
             """
         ).run()
     }
+}
+
+/// A count of writes, shared by copies of a repository.
+final class ChangeCounter: Sendable {
+    private let count = Mutex(0)
+    var value: Int { count.withLock { $0 } }
+    func bump() { count.withLock { $0 += 1 } }
 }
 
 /// The key activation tokens are derived with. It lives in the database (shared by replicas) and is loaded once
