@@ -168,6 +168,7 @@ public struct ServiceConfiguration: Sendable {
             "wire.max_line_bytes": "1048576",
             "db.backend": "sqlite",
             "db.max_connections": "10",
+            "db.sqlite_synchronous": "FULL",
             "log.level": "info",
             "log.format": "json",
             "peers.deadline_ms": "5000",
@@ -204,6 +205,8 @@ public struct ServiceConfiguration: Sendable {
             postgresURL: url,
             schema: reader.optionalString("db.schema") ?? name.rawValue,
             maxConnections: try reader.requireInt("db.max_connections", in: 1...1000))
+        database.sqliteSynchronous = try reader.requireEnum(
+            "db.sqlite_synchronous", as: SQLiteSynchronous.self, allowed: SQLiteSynchronous.allCases)
         let level = try reader.requireString("log.level")
         guard let logLevel = Logger.Level(rawValue: level) else {
             throw ConfigurationError(

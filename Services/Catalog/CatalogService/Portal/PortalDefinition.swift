@@ -36,5 +36,12 @@ public struct PortalDefinitionError: Error, Equatable, CustomStringConvertible {
 
 /// The lowercase hex MD5 of a text. An identifier, not a security measure.
 func md5Hex(_ text: String) -> String {
-    Insecure.MD5.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    let digits = Array("0123456789abcdef".utf8)
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(32)
+    for byte in Insecure.MD5.hash(data: Data(text.utf8)) {
+        bytes.append(digits[Int(byte >> 4)])
+        bytes.append(digits[Int(byte & 0x0f)])
+    }
+    return String(decoding: bytes, as: UTF8.self)
 }

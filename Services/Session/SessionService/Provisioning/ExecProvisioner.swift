@@ -42,25 +42,35 @@ public struct ExecProvisioner: Provisioner {
     /// Runs the executable once; answers its stdout, or throws with its stderr.
     func run(_ request: ProvisionRequest) async throws -> Data {
         let input = try JSONEncoder().encode(request)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = [request.action]
-        let stdin = Pipe()
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        let exited = AsyncStream<Int32>.makeStream()
-        process.terminationHandler = { process in
-            exited.continuation.yield(process.terminationStatus)
-            exited.continuation.finish()
+        // A launch can fail for a moment (ETXTBSY while another thread's fork still holds the file open for
+        // writing, right after the operator replaced it): three tries, each with a fresh process, before failing.
+        var attempt = 0
+        var launched: (Process, Pipe, Pipe, Pipe, AsyncStream<Int32>)?
+        while launched == nil {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = [request.action]
+            let stdin = Pipe()
+            let stdout = Pipe()
+            let stderr = Pipe()
+            process.standardInput = stdin
+            process.standardOutput = stdout
+            process.standardError = stderr
+            let exited = AsyncStream<Int32>.makeStream()
+            process.terminationHandler = { process in
+                exited.continuation.yield(process.terminationStatus)
+                exited.continuation.finish()
+            }
+            do {
+                try process.run()
+                launched = (process, stdin, stdout, stderr, exited.stream)
+            } catch {
+                attempt += 1
+                if attempt >= 3 { throw ProvisionError("cannot run \(executable): \(error.localizedDescription)") }
+                try? await Task.sleep(for: .milliseconds(100 * attempt))
+            }
         }
-        do {
-            try process.run()
-        } catch {
-            throw ProvisionError("cannot run \(executable): \(error.localizedDescription)")
-        }
+        let (process, stdin, stdout, stderr, exitedStream) = launched!
         async let out = Self.readAll(stdout.fileHandleForReading)
         async let err = Self.readAll(stderr.fileHandleForReading)
         try? stdin.fileHandleForWriting.write(contentsOf: input)
@@ -68,7 +78,7 @@ public struct ExecProvisioner: Provisioner {
 
         let status: Int32? = await withTaskGroup(of: Int32?.self) { group in
             group.addTask {
-                for await status in exited.stream { return status }
+                for await status in exitedStream { return status }
                 return nil
             }
             group.addTask {
