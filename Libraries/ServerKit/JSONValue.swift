@@ -165,3 +165,17 @@ extension Request {
         return Data(buffer.readableBytesView)
     }
 }
+
+/// Times as the Educates API writes them: UTC, milliseconds, `Z` (`2020-07-31T03:57:33.942Z`).
+public enum EducatesTime {
+    static let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: TimeZone(identifier: "UTC")!)
+
+    public static func string(_ date: Date?) -> String? {
+        date.map { $0.formatted(style) }
+    }
+
+    /// To millisecond precision, so that what a database returns equals what was stored.
+    public static func truncate(_ date: Date) -> Date {
+        Date(timeIntervalSince1970: (date.timeIntervalSince1970 * 1000).rounded(.down) / 1000)
+    }
+}

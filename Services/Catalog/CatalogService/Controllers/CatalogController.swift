@@ -80,19 +80,15 @@ struct CatalogController: Sendable {
                     ("state", .string(session.state.rawValue)),
                     ("namespace", .string(session.namespace)),
                     ("user", .string(session.user)),
-                    ("started", .string(Self.time(session.started))),
+                    ("started", .string(EducatesTime.string(session.started))),
                 ]
                 if session.expires != nil {
-                    members.append(("expires", .string(Self.time(session.expires))))
+                    members.append(("expires", .string(EducatesTime.string(session.expires))))
                     members.append(("countdown", .int(session.countdown)))
                     members.append(("extendable", .bool(session.extendable)))
                 }
                 return .object(members)
             })
-    }
-
-    static func time(_ date: Date?) -> String? {
-        date?.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: TimeZone(identifier: "UTC")!))
     }
 
     static func flag(_ value: String?) -> Bool {

@@ -130,8 +130,7 @@ struct UsersController: Sendable {
         let query = request.query
         let count = try Paging.int(query["count"], field: "count", default: 100, range: 1...1000)
         let offset = try Paging.int(query["offset"], field: "offset", default: 0, range: 0...Int(Int32.max))
-        let all = try await dependencies.identity.repository.users(after: nil, limit: offset + count)
-        let page = Array(all.dropFirst(offset))
+        let page = try await dependencies.identity.repository.users(offset: offset, limit: count)
         let total = try await dependencies.identity.repository.userCount()
         var headers: HTTPFields = [:]
         headers[HTTPField.Name("Content-Range")!] =

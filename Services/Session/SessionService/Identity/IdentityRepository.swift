@@ -178,13 +178,13 @@ public struct IdentityRepository: Sendable {
             .map(Self.decodeUser)
     }
 
-    /// Users by id, in pages of `limit` after `after` (ids compare as numbers).
-    public func users(after: Int?, limit: Int) async throws -> [UserRecord] {
+    /// Users in id order (ids compare as numbers): `limit` of them after skipping `offset`.
+    public func users(offset: Int, limit: Int) async throws -> [UserRecord] {
         let rows = try await database.sql.raw(
             """
             SELECT id, username, email, first_name, last_name, role, classrooms_access, user_manager, password_hash,
                    created_at
-            FROM users WHERE CAST(id AS BIGINT) > \(bind: after ?? 0) ORDER BY CAST(id AS BIGINT) LIMIT \(bind: limit)
+            FROM users ORDER BY CAST(id AS BIGINT) LIMIT \(bind: limit) OFFSET \(bind: offset)
             """
         ).all()
         return try rows.map(Self.decodeUser)

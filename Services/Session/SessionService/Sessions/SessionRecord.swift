@@ -85,17 +85,3 @@ extension SessionRecord {
             countdown: timing.countdown, extendable: expiresAt == nil ? nil : timing.extendable)
     }
 }
-
-/// Times as Educates writes them: UTC, milliseconds, `Z`.
-enum EducatesTime {
-    static func string(_ date: Date?) -> String? {
-        guard let date else { return nil }
-        return date.formatted(
-            Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: TimeZone(identifier: "UTC")!))
-    }
-
-    /// Milliseconds precision, so that what the database returns equals what was stored.
-    static func truncate(_ date: Date) -> Date {
-        Date(timeIntervalSince1970: (date.timeIntervalSince1970 * 1000).rounded(.down) / 1000)
-    }
-}
