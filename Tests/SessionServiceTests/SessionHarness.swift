@@ -16,19 +16,36 @@ import Testing
 final class StubProvisioner: Provisioner {
     let created = Mutex<[String]>([])
     let deleted = Mutex<[String]>([])
+    /// Every action in order, as "action:session" ("create-stopped" for a lab made without running it).
+    let actions = Mutex<[String]>([])
     let failing = Mutex<String?>(nil)
+    /// Sessions whose lab `isAlive` says is gone.
+    let dead = Mutex<Set<String>>([])
 
     func create(_ request: ProvisionRequest) async throws -> ProvisionResult {
         if let message = failing.withLock({ $0 }) { throw ProvisionError(message) }
         created.withLock { $0.append(request.session) }
+        actions.withLock { $0.append("\(request.runs ? "create" : "create-stopped"):\(request.session)") }
         return ProvisionResult(url: "http://lab.test/\(request.session)/", handle: "h-\(request.session)")
+    }
+
+    func start(_ request: ProvisionRequest) async throws -> ProvisionResult {
+        if let message = failing.withLock({ $0 }) { throw ProvisionError(message) }
+        actions.withLock { $0.append("start:\(request.session)") }
+        return ProvisionResult(url: "http://lab.test/\(request.session)/", handle: "h-\(request.session)")
+    }
+
+    func stop(_ request: ProvisionRequest) async throws {
+        if let message = failing.withLock({ $0 }) { throw ProvisionError(message) }
+        actions.withLock { $0.append("stop:\(request.session)") }
     }
 
     func delete(_ request: ProvisionRequest) async throws {
         deleted.withLock { $0.append(request.session) }
+        actions.withLock { $0.append("delete:\(request.session)") }
     }
 
-    func isAlive(_ request: ProvisionRequest) async -> Bool { true }
+    func isAlive(_ request: ProvisionRequest) async -> Bool { !dead.withLock { $0.contains(request.session) } }
 }
 
 /// A portal the stub catalog serves; tests change it between steps.

@@ -76,11 +76,12 @@ public enum SessionApplication {
         }
         let sessions = SessionRepository(database: database, key: ActivationKey())
         let portal = PortalCache(peer: catalog, maxAge: portalMaxAge, logger: logger)
+        let labs = LabEnvironmentRepository(database: database)
         let runtime = LabRuntime(
-            sessions: sessions, identity: identityRepository, portal: portal, provisioner: provisioner,
+            sessions: sessions, labs: labs, identity: identityRepository, portal: portal, provisioner: provisioner,
             leases: Leases(database), configuration: runtimeConfiguration, now: now, logger: logger)
         return SessionDependencies(
-            identity: identity, authenticator: authenticator, sessions: sessions, portal: portal, runtime: runtime,
+            identity: identity, authenticator: authenticator, sessions: sessions, labs: labs, portal: portal, runtime: runtime,
             counts: OverviewCache(
                 sessions: sessions, maxAge: database.backend == .postgres ? .milliseconds(500) : nil),
             now: now, logger: logger)
@@ -104,7 +105,34 @@ public enum SessionApplication {
         ) { (params: SessionsOverview.Params, _) -> SessionsOverview.Result in
             try await overview(dependencies, includeSessions: params.includeSessions)
         }
+        let classroom = WireCallers.only([ServiceName.classroom.rawValue, "admin"])
+        router.register(LabsApply.method, allowed: classroom) { (params: LabsApply.Params, _) -> LabsApply.Result in
+            let environment = try await applyLab(params, dependencies)
+            return LabsApply.Result(environment: environment)
+        }
+        router.register(LabsStatus.method, allowed: classroom) { (params: LabsStatus.Params, _) -> LabsStatus.Result in
+            guard params.labs.count <= LabsStatus.maximumLabs else {
+                throw ServiceFailure(.badRequest, "labs: at most \(LabsStatus.maximumLabs) per call", field: "labs")
+            }
+            return LabsStatus.Result(environments: try await dependencies.labs.status(labs: params.labs))
+        }
         return router
+    }
+
+    static func applyLab(_ params: LabsApply.Params, _ dependencies: SessionDependencies) async throws -> LabEnvironment? {
+        guard !params.lab.isEmpty, params.lab.count <= 64, params.lab.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) })
+        else {
+            throw ServiceFailure(.badRequest, "lab must be 1 to 64 letters or digits", field: "lab")
+        }
+        guard !params.workshop.isEmpty else { throw ServiceFailure(.badRequest, "workshop is required", field: "workshop") }
+        let environment = try await dependencies.labs.apply(params, now: dependencies.now())
+        if let environment {
+            dependencies.logger.info(
+                "lab environment target set",
+                metadata: ["lab": "\(params.lab)", "session": "\(environment.name)", "target": "\(params.target.rawValue)"])
+        }
+        dependencies.runtime.wake()
+        return environment
     }
 
     /// The counts of `sessions.overview`, reused until this process writes again. On SQLite (one replica) that is

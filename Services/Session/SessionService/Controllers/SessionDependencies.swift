@@ -10,6 +10,7 @@ public struct SessionDependencies: Sendable {
     public var identity: IdentityService
     public var authenticator: CachedAuthenticator
     public var sessions: SessionRepository
+    public var labs: LabEnvironmentRepository
     public var portal: PortalCache
     public var runtime: LabRuntime
     public var counts: SessionApplication.OverviewCache
@@ -17,14 +18,15 @@ public struct SessionDependencies: Sendable {
     public var logger: Logger
 
     public init(
-        identity: IdentityService, authenticator: CachedAuthenticator, sessions: SessionRepository, portal: PortalCache,
-        runtime: LabRuntime, counts: SessionApplication.OverviewCache, now: @escaping @Sendable () -> Date,
+        identity: IdentityService, authenticator: CachedAuthenticator, sessions: SessionRepository,
+        labs: LabEnvironmentRepository, portal: PortalCache, runtime: LabRuntime, counts: SessionApplication.OverviewCache, now: @escaping @Sendable () -> Date,
         logger: Logger
     ) {
         self.counts = counts
         self.identity = identity
         self.authenticator = authenticator
         self.sessions = sessions
+        self.labs = labs
         self.portal = portal
         self.runtime = runtime
         self.now = now

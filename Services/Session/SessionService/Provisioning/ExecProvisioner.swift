@@ -1,8 +1,9 @@
 import Foundation
 import Logging
 
-/// Hands each action to an operator's executable: `<executable> create|delete|status`, with the session's JSON
-/// (`ProvisionRequest`) on stdin. `create` prints `{"url": …, "handle": …}` on stdout. A non-zero exit is a failure,
+/// Hands each action to an operator's executable: `<executable> create|start|stop|delete|status`, with the
+/// session's JSON (`ProvisionRequest`) on stdin. `create` and `start` print `{"url": …, "handle": …}` on stdout
+/// (`create` with `"start": false` makes a class's lab without running it). A non-zero exit is a failure,
 /// and stderr becomes the session's `error_message`. `status` exits 0 while the lab exists.
 public struct ExecProvisioner: Provisioner {
     public var executable: String
@@ -16,14 +17,28 @@ public struct ExecProvisioner: Provisioner {
     }
 
     public func create(_ request: ProvisionRequest) async throws -> ProvisionResult {
+        try await made(request, action: "create")
+    }
+
+    public func start(_ request: ProvisionRequest) async throws -> ProvisionResult {
+        try await made(request, action: "start")
+    }
+
+    public func stop(_ request: ProvisionRequest) async throws {
         var request = request
-        request.action = "create"
+        request.action = "stop"
+        _ = try await run(request)
+    }
+
+    private func made(_ request: ProvisionRequest, action: String) async throws -> ProvisionResult {
+        var request = request
+        request.action = action
         let output = try await run(request)
         do {
             return try JSONDecoder().decode(ProvisionResult.self, from: output)
         } catch {
             throw ProvisionError(
-                "\(executable) create printed no JSON with a \"url\": \(String(decoding: output.prefix(300), as: UTF8.self))")
+                "\(executable) \(action) printed no JSON with a \"url\": \(String(decoding: output.prefix(300), as: UTF8.self))")
         }
     }
 

@@ -62,6 +62,21 @@ public final class LocalProvisioner: Provisioner {
             // Nothing to run: the workspace is the lab.
             return ProvisionResult(url: "", handle: nil)
         }
+        guard request.runs else { return ProvisionResult(url: "", handle: nil) }
+        return try await launch(command, request: request, workspace: workspace)
+    }
+
+    public func start(_ request: ProvisionRequest) async throws -> ProvisionResult {
+        var request = request
+        request.start = true
+        return try await create(request)
+    }
+
+    public func stop(_ request: ProvisionRequest) async throws {
+        if let handle = request.handle.flatMap(Self.decodeHandle) { await stop(handle) }
+    }
+
+    private func launch(_ command: [String], request: ProvisionRequest, workspace: String) async throws -> ProvisionResult {
         // A lab left over from an earlier attempt goes first.
         if let handle = request.handle.flatMap(Self.decodeHandle) { await stop(handle) }
 

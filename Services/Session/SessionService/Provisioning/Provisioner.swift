@@ -13,6 +13,9 @@ public struct ProvisionRequest: Sendable, Codable, Equatable {
     public var command: [String]?
     /// What `create` answered before (the local provisioner's pid and port).
     public var handle: String?
+    /// For `create`: whether to run the lab once it is made. False for a class's lab that is provisioned ahead of
+    /// its run time (nil means true).
+    public var start: Bool?
 
     public init(
         action: String, session: String, environment: String, workshop: String, owner: String?,
@@ -27,6 +30,9 @@ public struct ProvisionRequest: Sendable, Codable, Equatable {
         self.command = command
         self.handle = handle
     }
+
+    /// Whether `create` should also run the lab.
+    public var runs: Bool { start ?? true }
 }
 
 /// What `create` made: where the lab is, and the provisioner's own reference to it.
@@ -52,8 +58,12 @@ public struct ProvisionError: Error, CustomStringConvertible, Equatable {
 /// Makes and removes lab environments. `local` runs a process per session; `exec` hands each action to an
 /// operator's executable (Kubernetes, VMs, a cloud).
 public protocol Provisioner: Sendable {
-    /// Makes the lab of a session and returns once it is ready.
+    /// Makes the lab of a session and returns once it is ready (running, unless `request.start` is false).
     func create(_ request: ProvisionRequest) async throws -> ProvisionResult
+    /// Runs a lab that was made before and is stopped; returns once it is ready.
+    func start(_ request: ProvisionRequest) async throws -> ProvisionResult
+    /// Stops a running lab and keeps it, so that `start` can run it again.
+    func stop(_ request: ProvisionRequest) async throws
     /// Removes it. Removing something already gone succeeds.
     func delete(_ request: ProvisionRequest) async throws
     /// Whether a lab made before (perhaps by an earlier run of this process) is still there.

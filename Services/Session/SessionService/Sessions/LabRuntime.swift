@@ -10,7 +10,8 @@ import Synchronization
 /// 2. spares are topped up to `reserved` (to `initial` the first time) within capacity and the portal maximum, and
 ///    the spares of STOPPING environments are stopped;
 /// 3. labs that are due are provisioned (failures are recorded on the session and retried with backoff);
-/// 4. STOPPING sessions are torn down and become STOPPED.
+/// 4. STOPPING sessions are torn down and become STOPPED;
+/// 5. the environments of classroom labs are made, run, stopped or deleted towards the target classroom-service set.
 /// Provisioning and teardown run beside the pass, at most `concurrency` at a time. With replicas, only the holder
 /// of the `session-runtime` lease runs passes. After a restart the first pass catches up on everything that came due.
 public final class LabRuntime: Service, Sendable {
@@ -24,6 +25,7 @@ public final class LabRuntime: Service, Sendable {
     }
 
     let sessions: SessionRepository
+    let labs: LabEnvironmentRepository
     let identity: IdentityRepository
     let portal: PortalCache
     let provisioner: any Provisioner
@@ -35,10 +37,12 @@ public final class LabRuntime: Service, Sendable {
     private let wakeups = WakeSignal()
 
     public init(
-        sessions: SessionRepository, identity: IdentityRepository, portal: PortalCache, provisioner: any Provisioner,
-        leases: Leases, configuration: Configuration = .init(), now: @escaping @Sendable () -> Date, logger: Logger
+        sessions: SessionRepository, labs: LabEnvironmentRepository, identity: IdentityRepository, portal: PortalCache,
+        provisioner: any Provisioner, leases: Leases, configuration: Configuration = .init(),
+        now: @escaping @Sendable () -> Date, logger: Logger
     ) {
         self.sessions = sessions
+        self.labs = labs
         self.identity = identity
         self.portal = portal
         self.provisioner = provisioner
@@ -100,6 +104,15 @@ public final class LabRuntime: Service, Sendable {
                 try await sessions.markNeedsProvisioning(session.name, now: now())
             }
         }
+        for record in try await labs.running() {
+            let request = await labRequest(record, action: "status")
+            if await !provisioner.isAlive(request) {
+                logger.warning(
+                    "lab environment is no longer running; it will be run again if it should",
+                    metadata: ["session": "\(record.environment.name)", "lab": "\(record.environment.lab)"])
+                try await labs.reached(record.environment.name, phase: .stopped, url: nil, handle: record.handle, now: now())
+            }
+        }
     }
 
     /// One pass. Provisioning and teardown it starts continue in the background; `waitForIdle()` waits for them.
@@ -136,6 +149,77 @@ public final class LabRuntime: Service, Sendable {
         for session in try await sessions.dueForTeardown(limit: 256) {
             let request = await provisionRequest(for: session, action: "delete")
             await work.start("teardown:\(session.name)") { [self] in await teardown(session, request: request) }
+        }
+        for record in try await labs.due(now: time, limit: 256) {
+            let request = await labRequest(record, action: "")
+            await work.start("lab:\(record.environment.name)") { [self] in await converge(record, request: request) }
+        }
+    }
+
+    func labRequest(_ record: LabEnvironmentRepository.Record, action: String) async -> ProvisionRequest {
+        let workshop = try? await portal.current().environments.first { $0.workshop.name == record.environment.workshop }?
+            .workshop
+        return ProvisionRequest(
+            action: action, session: record.environment.name, environment: "classroom",
+            workshop: record.environment.workshop, owner: record.owner, parameters: workshop?.parameters ?? [],
+            command: workshop?.command, handle: record.handle)
+    }
+
+    /// One step of a lab environment towards its target.
+    func converge(_ record: LabEnvironmentRepository.Record, request: ProvisionRequest) async {
+        let environment = record.environment
+        var request = request
+        do {
+            let phase: LabPhase
+            var url = environment.url
+            var handle = record.handle
+            switch (environment.target, environment.phase) {
+            case (.deleted, .pending):
+                phase = .deleted
+            case (.deleted, _):
+                request.action = "delete"
+                try await provisioner.delete(request)
+                phase = .deleted
+                url = nil
+            case (.running, .pending), (.provisioned, .pending), (.stopped, .pending):
+                let snapshot = try? await portal.current()
+                guard snapshot?.environments.contains(where: { $0.workshop.name == environment.workshop }) ?? false else {
+                    throw ProvisionError("the workshop \(environment.workshop) is not in the catalog")
+                }
+                request.action = "create"
+                request.start = environment.target == .running
+                let result = try await provisioner.create(request)
+                phase = environment.target == .running ? .running : .stopped
+                url = result.url
+                handle = result.handle
+            case (.running, .stopped):
+                request.action = "start"
+                let result = try await provisioner.start(request)
+                phase = .running
+                url = result.url
+                handle = result.handle
+            case (.stopped, .running):
+                request.action = "stop"
+                try await provisioner.stop(request)
+                phase = .stopped
+            default:
+                return
+            }
+            try await labs.reached(environment.name, phase: phase, url: url, handle: handle, now: now())
+            logger.info(
+                "lab environment \(phase.rawValue)",
+                metadata: ["session": "\(environment.name)", "lab": "\(environment.lab)", "url": "\(url ?? "")"])
+        } catch {
+            let message = (error as? ProvisionError)?.message ?? "\(error)"
+            let delay = min(300, 5 * (1 << min(record.attempts, 6)))
+            logger.error(
+                "lab environment step failed; will retry",
+                metadata: [
+                    "session": "\(environment.name)", "lab": "\(environment.lab)", "target": "\(environment.target.rawValue)",
+                    "error": "\(message)", "retry_in_s": "\(delay)",
+                ])
+            try? await labs.failed(
+                environment.name, message: message, retryAt: now().addingTimeInterval(TimeInterval(delay)), now: now())
         }
     }
 
