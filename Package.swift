@@ -84,6 +84,7 @@ let package = Package(
             dependencies: [
                 "Contracts", "Wire", "Storage", hummingbird, configuration, logging, metrics, prometheus, lifecycle,
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
                 nioCore, nioPosix, nioSSL,
             ],
             path: "Libraries/ServerKit"),

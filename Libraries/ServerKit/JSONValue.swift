@@ -111,6 +111,11 @@ public struct FormParameters: Sendable, Equatable {
     public struct Item: Sendable, Equatable {
         public var name: String
         public var value: String
+
+        public init(name: String, value: String) {
+            self.name = name
+            self.value = value
+        }
     }
 
     public var items: [Item]

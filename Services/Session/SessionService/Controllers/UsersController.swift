@@ -33,7 +33,7 @@ struct UsersController: Sendable {
             ("account_role", .string(user.role == .admin ? "admin" : "standard_user")),
             ("classrooms_access", .bool(user.classroomsAccess)),
             ("user_manager", .bool(user.userManager)),
-            ("created_at", .string(createdAt.map(SkytapTime.string))),
+            ("created_at", .string(SkytapTime.string(createdAt))),
         ])
     }
 
@@ -52,45 +52,11 @@ struct UsersController: Sendable {
         return id
     }
 
-    /// Query string, then a form or JSON body.
-    static func parameters(_ request: inout Request) async throws -> [String: String] {
-        var values: [String: String] = [:]
-        let body = try await request.bodyData(limit: 64 << 10)
-        if !body.isEmpty {
-            if request.headers[.contentType]?.contains("json") == true {
-                guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
-                    if body.allSatisfy({ $0 == 0x20 || $0 == 0x0a || $0 == 0x0d }) { return values }
-                    throw ServiceFailure(.badRequest, "the body is not a JSON object")
-                }
-                for (key, value) in object {
-                    switch value {
-                    case let text as String: values[key] = text
-                    case let number as NSNumber: values[key] = number.stringValue
-                    default: continue
-                    }
-                }
-            } else {
-                for item in FormParameters(String(decoding: body, as: UTF8.self)).items { values[item.name] = item.value }
-            }
-        }
-        for item in request.query.items { values[item.name] = item.value }
-        return values
-    }
-
-    static func bool(_ text: String?, field: String) throws -> Bool? {
-        guard let text else { return nil }
-        switch text.lowercased() {
-        case "true", "1", "yes": return true
-        case "false", "0", "no": return false
-        default: throw ServiceFailure(.badRequest, "\(field) must be true or false", field: field)
-        }
-    }
-
     @Sendable func create(_ request: Request, context: BasicRequestContext) async throws -> Response {
         var request = request
         _ = try await admin(request)
-        let values = try await Self.parameters(&request)
-        guard let login = values["login_name"] ?? values["username"], !login.isEmpty else {
+        let values = try await SkytapParameters.read(&request)
+        guard let login = try values.string("login_name") ?? values.string("username"), !login.isEmpty else {
             throw ServiceFailure(.badRequest, "login_name is required", field: "login_name")
         }
         guard login.count <= 150, login.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.@+".contains($0)) })
@@ -98,16 +64,16 @@ struct UsersController: Sendable {
             throw ServiceFailure(
                 .badRequest, "login_name may hold letters, digits and - _ . @ + (at most 150)", field: "login_name")
         }
-        let email = values["email"] ?? ""
+        let email = try values.string("email") ?? ""
         if !email.isEmpty && !Validation.isEmail(email) {
             throw ServiceFailure(.badRequest, "email is not a valid email address", field: "email")
         }
-        let roleText = values["role"] ?? "user"
+        let roleText = try values.string("role") ?? "user"
         guard let role = UserRole(rawValue: roleText), role != .anonymous else {
             throw ServiceFailure(.badRequest, "role must be one of admin, robot, user", field: "role")
         }
         var hash: String?
-        if let password = values["password"], !password.isEmpty {
+        if let password = try values.string("password"), !password.isEmpty {
             guard password.count >= 12 else {
                 throw ServiceFailure(.badRequest, "password must have at least 12 characters", field: "password")
             }
@@ -115,10 +81,10 @@ struct UsersController: Sendable {
         }
         let user = try await dependencies.identity.repository.createUser(
             .init(
-                username: login, email: email, firstName: values["first_name"] ?? "", lastName: values["last_name"] ?? "",
+                username: login, email: email, firstName: try values.string("first_name") ?? "", lastName: try values.string("last_name") ?? "",
                 role: role,
-                classroomsAccess: try Self.bool(values["classrooms_access"], field: "classrooms_access") ?? (role == .admin),
-                userManager: try Self.bool(values["user_manager"], field: "user_manager") ?? (role == .admin),
+                classroomsAccess: try values.bool("classrooms_access") ?? (role == .admin),
+                userManager: try values.bool("user_manager") ?? (role == .admin),
                 passwordHash: hash),
             now: dependencies.now())
         context.logger.info("user created", metadata: ["user": "\(user.username)", "role": "\(role.rawValue)"])
@@ -127,14 +93,10 @@ struct UsersController: Sendable {
 
     @Sendable func list(_ request: Request, context: BasicRequestContext) async throws -> Response {
         _ = try await admin(request)
-        let query = request.query
-        let count = try Paging.int(query["count"], field: "count", default: 100, range: 1...1000)
-        let offset = try Paging.int(query["offset"], field: "offset", default: 0, range: 0...Int(Int32.max))
-        let page = try await dependencies.identity.repository.users(offset: offset, limit: count)
+        let paging = try SkytapPage(request.query)
+        let page = try await dependencies.identity.repository.users(offset: paging.offset, limit: paging.count)
         let total = try await dependencies.identity.repository.userCount()
-        var headers: HTTPFields = [:]
-        headers[HTTPField.Name("Content-Range")!] =
-            page.isEmpty ? "items */\(total)" : "items \(offset)-\(offset + page.count - 1)/\(total)"
+        let headers = paging.headers(returned: page.count, total: total, request: request)
         return JSONResponse.make(json: .array(page.map { Self.json($0.user, createdAt: $0.createdAt) }), headers: headers)
     }
 
@@ -157,11 +119,11 @@ struct UsersController: Sendable {
             throw ServiceFailure(.forbidden, "you must be a user manager or administrator to change users")
         }
         let id = try Self.id(context)
-        let values = try await Self.parameters(&request)
+        let values = try await SkytapParameters.read(&request)
         guard let record = try await dependencies.identity.repository.user(id: id) else {
             throw ServiceFailure(.notFound, "no such user: \(id)", field: "id")
         }
-        guard let access = try Self.bool(values["classrooms_access"], field: "classrooms_access") else {
+        guard let access = try values.bool("classrooms_access") else {
             throw ServiceFailure(.badRequest, "classrooms_access is required (true or false)", field: "classrooms_access")
         }
         guard record.user.role == .user || record.user.role == .robot else {
@@ -192,27 +154,5 @@ struct UsersController: Sendable {
         return JSONResponse.make(
             json: .object([("user", .string(id)), ("login_name", .string(record.user.username)), ("value", .string(token))]),
             status: .created)
-    }
-}
-
-enum Paging {
-    static func int(_ text: String?, field: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
-        guard let text, !text.isEmpty else { return value }
-        guard let number = Int(text), range.contains(number) else {
-            throw ServiceFailure(
-                .badRequest, "\(field) must be a whole number from \(range.lowerBound) to \(range.upperBound)",
-                field: field)
-        }
-        return number
-    }
-}
-
-/// Skytap's time format: `YYYY/MM/DD HH:MM:SS +0000` (UTC here).
-enum SkytapTime {
-    static func string(_ date: Date) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        return String(format: "%04d/%02d/%02d %02d:%02d:%02d +0000", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!)
     }
 }

@@ -1,5 +1,6 @@
 import Contracts
 import Foundation
+import ServerKit
 import Logging
 import ServiceLifecycle
 import Storage

@@ -1,7 +1,6 @@
 import Contracts
 import Foundation
 import Logging
-import ServerKit
 import Wire
 
 /// What session-service asks catalog-service.

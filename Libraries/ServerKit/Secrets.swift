@@ -6,11 +6,11 @@ import _CryptoExtras
 ///
 /// Tokens (access, refresh, API, activation, browser) are 30–32 random characters from `[A-Za-z0-9]` (more than
 /// 176 bits), stored only as SHA-256 digests and compared in constant time. Passwords of people use PBKDF2.
-enum Secrets {
-    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8)
+public enum Secrets {
+    public static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8)
 
     /// A random token of `length` characters from `[A-Za-z0-9]`, drawn without modulo bias.
-    static func token(length: Int = 32) -> String {
+    public static func token(length: Int = 32) -> String {
         var generator = SystemRandomNumberGenerator()
         var bytes: [UInt8] = []
         bytes.reserveCapacity(length)
@@ -22,11 +22,11 @@ enum Secrets {
     }
 
     /// The hex SHA-256 of a token: what the database keeps.
-    static func digest(_ token: String) -> String {
+    public static func digest(_ token: String) -> String {
         hex(SHA256.hash(data: Data(token.utf8)))
     }
 
-    static func hex<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 {
+    public static func hex<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 {
         var text = ""
         text.reserveCapacity(64)
         for byte in bytes {
@@ -39,7 +39,7 @@ enum Secrets {
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
     /// Compares two strings in time that depends only on their lengths.
-    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+    public static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
         let x = Array(a.utf8)
         let y = Array(b.utf8)
         guard x.count == y.count else { return false }
@@ -48,39 +48,19 @@ enum Secrets {
         return difference == 0
     }
 
-    /// The activation token of a session allocation: an HMAC of the session name and the allocation's nonce under
-    /// the service's key. The database keeps the nonce and the token's digest, never the token; a reacquired
-    /// session answers the same token by deriving it again.
-    static func activationToken(key: SymmetricKey, session: String, nonce: String) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: Data("activate:\(session):\(nonce)".utf8), using: key)
-        // 32 characters from [A-Za-z0-9], as Educates' tokens look; 32 × log2(62) ≈ 190 bits.
-        var result: [UInt8] = []
-        var material = Array(mac)
-        var counter: UInt8 = 0
-        while result.count < 32 {
-            for byte in material where result.count < 32 && byte < 248 {
-                result.append(alphabet[Int(byte % 62)])
-            }
-            counter += 1
-            material = Array(
-                HMAC<SHA256>.authenticationCode(for: Data("activate:\(session):\(nonce):\(counter)".utf8), using: key))
-        }
-        return String(decoding: result, as: UTF8.self)
-    }
-
     // MARK: Passwords
 
-    static let passwordRounds = 210_000
+    public static let passwordRounds = 210_000
 
     /// `pbkdf2-sha256$<rounds>$<salt hex>$<hash hex>`.
-    static func hashPassword(_ password: String, rounds: Int = passwordRounds) throws -> String {
+    public static func hashPassword(_ password: String, rounds: Int = passwordRounds) throws -> String {
         let salt = (0..<16).map { _ in UInt8.random(in: 0...255) }
         let key = try KDF.Insecure.PBKDF2.deriveKey(
             from: Array(password.utf8), salt: salt, using: .sha256, outputByteCount: 32, rounds: rounds)
         return "pbkdf2-sha256$\(rounds)$\(hex(salt))$\(key.withUnsafeBytes { hex($0) })"
     }
 
-    static func verifyPassword(_ password: String, against stored: String) -> Bool {
+    public static func verifyPassword(_ password: String, against stored: String) -> Bool {
         let parts = stored.split(separator: "$")
         guard parts.count == 4, parts[0] == "pbkdf2-sha256", let rounds = Int(parts[1]), rounds >= passwordRounds,
             let salt = unhex(String(parts[2]))
@@ -92,7 +72,7 @@ enum Secrets {
         return constantTimeEquals(key.withUnsafeBytes { hex($0) }, String(parts[3]))
     }
 
-    static func unhex(_ text: String) -> [UInt8]? {
+    public static func unhex(_ text: String) -> [UInt8]? {
         let digits = Array(text.utf8)
         guard digits.count % 2 == 0 else { return nil }
         var bytes: [UInt8] = []
