@@ -153,6 +153,10 @@ let package = Package(
             dependencies: ["SessionService", "TestSupport", "Contracts", "ServerKit", "Storage", hummingbird, hummingbirdTesting],
             path: "Tests/SessionServiceTests"),
         .testTarget(
+            name: "ClassroomServiceTests",
+            dependencies: ["ClassroomService", "TestSupport", "Contracts", "ServerKit", "Storage", "Wire", hummingbird, hummingbirdTesting],
+            path: "Tests/ClassroomServiceTests"),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "TestSupport", "Wire", "Contracts", nioCore, nioPosix, nioSSL, logging,

@@ -48,51 +48,6 @@ final class StubProvisioner: Provisioner {
     func isAlive(_ request: ProvisionRequest) async -> Bool { !dead.withLock { $0.contains(request.session) } }
 }
 
-/// A portal the stub catalog serves; tests change it between steps.
-final class StubCatalog: Sendable {
-    let snapshot: Mutex<CatalogPortal.Snapshot>
-
-    init(_ snapshot: CatalogPortal.Snapshot) { self.snapshot = Mutex(snapshot) }
-
-    var peer: CatalogPeer { CatalogPeer(portal: { self.snapshot.withLock { $0 } }) }
-
-    func update(_ change: (inout CatalogPortal.Snapshot) -> Void) {
-        snapshot.withLock { snapshot in
-            change(&snapshot)
-            snapshot.generation += 1
-        }
-    }
-
-    static func workshop(_ name: String, command: [String]? = nil) -> WorkshopDefinition {
-        WorkshopDefinition(
-            name: name, title: "Title of \(name)", description: "", vendor: "", authors: [], difficulty: "",
-            duration: "30m", tags: [], logo: "", url: "", labels: [:], content: .init(image: "", files: name),
-            command: command, vms: [], region: "", parameters: [.init(name: "GREETING", value: "hello")])
-    }
-
-    static func environment(
-        _ name: String, workshop: String, capacity: Int = 5, reserved: Int = 0, initial: Int? = nil,
-        expires: Int? = 1800, deadline: Int? = nil, overtime: Int = 0, command: [String]? = nil
-    ) -> CatalogEnvironment {
-        CatalogEnvironment(
-            name: name, position: 0, state: .running, workshop: Self.workshop(workshop, command: command),
-            settings: .init(
-                workshop: workshop, capacity: capacity, reserved: reserved, initial: initial ?? reserved,
-                expires: expires, deadline: deadline ?? expires, overtime: overtime, orphaned: 0, labels: [:]))
-    }
-
-    static func portal(
-        _ environments: [CatalogEnvironment], maximum: Int = 0, registered: Int = 0, anonymous: Int = 0
-    ) -> CatalogPortal.Snapshot {
-        CatalogPortal.Snapshot(
-            portal: .init(
-                name: "lab", uid: "uid-1", url: "http://portal.test", labels: [:],
-                sessions: .init(maximum: maximum, registered: registered, anonymous: anonymous),
-                indexURL: "http://portal.test/index/"),
-            generation: 1, environments: environments)
-    }
-}
-
 /// session-service in-process on a real database (SQLite or PostgreSQL), with a manual clock, a stub catalog and a
 /// stub provisioner, driven through its real router.
 struct SessionHarness: Sendable {

@@ -135,11 +135,7 @@ extension Validation {
 
 /// The session page: the workshop's title, a live countdown, Extend and Terminate, and the lab.
 enum SessionPage {
-    static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-            .replacingOccurrences(of: "'", with: "&#39;")
-    }
+    static func escape(_ text: String) -> String { HTML.escape(text) }
 
     static func render(session: SessionRecord, title: String, timing: SessionTiming, index: String) -> String {
         let name = escape(session.name)

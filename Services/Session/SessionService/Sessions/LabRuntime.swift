@@ -266,50 +266,6 @@ public final class LabRuntime: Service, Sendable {
     }
 }
 
-/// Wakes a sleeping loop early. A signal that comes while nobody waits is kept for the next wait.
-final class WakeSignal: Sendable {
-    private struct State {
-        var pending = false
-        var waiter: CheckedContinuation<Void, Never>?
-    }
-
-    private let state = Mutex(State())
-
-    func signal() {
-        let waiter: CheckedContinuation<Void, Never>? = state.withLock { state in
-            if let waiter = state.waiter {
-                state.waiter = nil
-                return waiter
-            }
-            state.pending = true
-            return nil
-        }
-        waiter?.resume()
-    }
-
-    /// Returns after `duration`, or earlier on a signal.
-    func wait(for duration: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try? await Task.sleep(for: duration)
-                if !Task.isCancelled { self.signal() }
-            }
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let now: Bool = state.withLock { state in
-                    if state.pending {
-                        state.pending = false
-                        return true
-                    }
-                    state.waiter = continuation
-                    return false
-                }
-                if now { continuation.resume() }
-            }
-            group.cancelAll()
-        }
-    }
-}
-
 /// Background jobs by key: one at a time per key, at most `limit` at once; up to `queueLimit` more wait their turn
 /// (what does not fit is found again by the next pass).
 actor Work {

@@ -1,0 +1,217 @@
+import Contracts
+import Foundation
+import ServerKit
+import SQLKit
+
+/// A time range of a list filter: `now-Nh|d|m to now`, `to now-Nd`, `<timestamp> to <timestamp>`. (`+` in a query
+/// string is a space once decoded; a literal `+to+` is accepted too.)
+public struct DateRange: Sendable, Equatable {
+    public var from: Date?
+    public var to: Date?
+
+    public init(from: Date?, to: Date?) {
+        self.from = from
+        self.to = to
+    }
+
+    public static func parse(_ text: String, field: String, now: Date, timeZone: TimeZone) throws -> DateRange {
+        let normalized = text.replacingOccurrences(of: "+", with: " ").trimmingCharacters(in: .whitespaces)
+        let rule = "\(field) must look like now-30d to now, to now-7d, or 2024/01/01 00:00:00 to 2024/02/01 00:00:00 (units h, d, m)"
+        var parts: [String]
+        if normalized.hasPrefix("to ") {
+            parts = ["", String(normalized.dropFirst(3))]
+        } else {
+            parts = normalized.components(separatedBy: " to ")
+        }
+        guard parts.count == 2 else { throw ServiceFailure(.badRequest, rule, field: field) }
+        parts = parts.map { $0.trimmingCharacters(in: .whitespaces) }
+        func point(_ text: String) throws -> Date? {
+            if text.isEmpty { return nil }
+            if text == "now" { return now }
+            if text.hasPrefix("now-") {
+                let amount = text.dropFirst(4)
+                guard let unit = amount.last, let value = Int(amount.dropLast()), value >= 0, value <= 100_000 else {
+                    throw ServiceFailure(.badRequest, rule, field: field)
+                }
+                var calendar = Calendar(identifier: .gregorian)
+                calendar.timeZone = timeZone
+                switch unit {
+                case "h": return now.addingTimeInterval(-Double(value) * 3600)
+                case "d": return now.addingTimeInterval(-Double(value) * 86_400)
+                case "m":
+                    guard let date = calendar.date(byAdding: .month, value: -value, to: now) else {
+                        throw ServiceFailure(.badRequest, rule, field: field)
+                    }
+                    return date
+                default: throw ServiceFailure(.badRequest, rule, field: field)
+                }
+            }
+            guard let date = SkytapTime.parse(text, in: timeZone) else { throw ServiceFailure(.badRequest, rule, field: field) }
+            return date
+        }
+        let range = DateRange(from: try point(parts[0]), to: try point(parts[1]))
+        guard range.from != nil || range.to != nil else { throw ServiceFailure(.badRequest, rule, field: field) }
+        if let from = range.from, let to = range.to, from > to {
+            throw ServiceFailure(.badRequest, "\(field): the range ends before it starts", field: field)
+        }
+        return range
+    }
+
+    func apply(to query: SQLSelectBuilder, column: String) -> SQLSelectBuilder {
+        var query = query
+        if let from { query = query.where(SQLIdentifier(column), .greaterThanOrEqual, SQLBind(from)) }
+        if let to { query = query.where(SQLIdentifier(column), .lessThanOrEqual, SQLBind(to)) }
+        return query
+    }
+}
+
+/// The sort orders of the lists.
+public struct ListSort: Sendable, Equatable {
+    public var column: String
+    public var descending: Bool
+
+    public static let byID = ListSort(column: "id", descending: false)
+
+    func apply(to query: SQLSelectBuilder) -> SQLSelectBuilder {
+        // Names sort as people read them, not by byte value.
+        let key: any SQLExpression = column.hasSuffix("name")
+            ? SQLFunction("LOWER", args: SQLIdentifier(column)) : SQLIdentifier(column)
+        return query.orderBy(key, descending ? SQLDirection.descending : SQLDirection.ascending)
+            .orderBy("id", descending ? .descending : .ascending)
+    }
+}
+
+/// What a list is filtered and sorted by: `query=name:…,user_id:…,course_id:…,state:…,region:…`, `created_at=`,
+/// `last_deployed=` and `sort=`. The wire `*.page` methods take the same strings.
+public struct ListFilter: Sendable, Equatable {
+    public var name: String?
+    public var userID: String?
+    public var courseID: Int64?
+    public var state: String?
+    public var region: String?
+    public var createdAt: DateRange?
+    public var lastDeployed: DateRange?
+    public var sort: ListSort = .byID
+
+    public init() {}
+
+    public enum Resource: Sendable {
+        case courses
+        case classes
+        case labs
+        case audit
+
+        var queryKeys: Set<String> {
+            switch self {
+            case .courses: ["name", "user_id"]
+            case .classes: ["name", "user_id", "course_id", "state", "region"]
+            case .labs: ["name", "state"]
+            case .audit: ["user_id"]
+            }
+        }
+
+        /// sort value → column.
+        var sorts: [String: String] {
+            switch self {
+            case .courses: ["created_at": "created_at", "last_deployed": "last_deployed", "name": "name"]
+            case .classes: ["created_at": "created_at", "name": "name", "owner_name": "owner_name"]
+            case .labs: ["created_at": "created_at", "name": "name"]
+            case .audit: ["created_at": "created_at"]
+            }
+        }
+    }
+
+    /// The class states `query=state:` accepts (`error` matches classes with an error).
+    static let classStates: Set<String> = Set(ClassState.allCases.map(\.rawValue)).union(["error"])
+
+    public static func parse(
+        query: String?, createdAt: String?, lastDeployed: String?, sort: String?, resource: Resource, now: Date,
+        timeZone: TimeZone = SkytapTime.utc
+    ) throws -> ListFilter {
+        var filter = ListFilter()
+        if let query, !query.isEmpty {
+            for part in query.split(separator: ",") {
+                let pieces = part.split(separator: ":", maxSplits: 1)
+                let key = pieces.first.map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
+                guard pieces.count == 2, resource.queryKeys.contains(key) else {
+                    throw ServiceFailure(
+                        .badRequest,
+                        "query must be key:value pairs separated by commas, with keys \(resource.queryKeys.sorted().joined(separator: ", "))",
+                        field: "query")
+                }
+                let value = String(pieces[1]).trimmingCharacters(in: .whitespaces)
+                switch key {
+                case "name": filter.name = value
+                case "user_id": filter.userID = value
+                case "course_id":
+                    guard let id = Int64(value) else {
+                        throw ServiceFailure(.badRequest, "query course_id must be a course id", field: "query")
+                    }
+                    filter.courseID = id
+                case "state":
+                    guard resource != .classes || classStates.contains(value) else {
+                        throw ServiceFailure(
+                            .badRequest, "query state must be one of \(classStates.sorted().joined(separator: ", "))",
+                            field: "query")
+                    }
+                    filter.state = value
+                case "region": filter.region = value
+                default: break
+                }
+            }
+        }
+        if let createdAt, !createdAt.isEmpty {
+            filter.createdAt = try DateRange.parse(createdAt, field: "created_at", now: now, timeZone: timeZone)
+        }
+        if let lastDeployed, !lastDeployed.isEmpty {
+            guard resource == .courses || resource == .classes else {
+                throw ServiceFailure(.badRequest, "last_deployed is not a filter of this list", field: "last_deployed")
+            }
+            filter.lastDeployed = try DateRange.parse(lastDeployed, field: "last_deployed", now: now, timeZone: timeZone)
+        }
+        if let sort, !sort.isEmpty {
+            let descending = sort.hasSuffix("_desc")
+            let key = descending ? String(sort.dropLast(5)) : sort
+            guard let column = resource.sorts[key] else {
+                let options = resource.sorts.keys.sorted().flatMap { [$0, "\($0)_desc"] }
+                throw ServiceFailure(.badRequest, "sort must be one of \(options.joined(separator: ", "))", field: "sort")
+            }
+            filter.sort = ListSort(column: column, descending: descending)
+        }
+        return filter
+    }
+
+    /// `name:` is a keyword: a case-insensitive substring.
+    func nameCondition(_ query: SQLSelectBuilder) -> SQLSelectBuilder {
+        guard let name, !name.isEmpty else { return query }
+        let pattern = "%" + name.lowercased().replacingOccurrences(of: "\\", with: "\\\\")
+            .replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
+        let condition: SQLQueryString = "LOWER(name) LIKE \(bind: pattern) ESCAPE '\\'"
+        return query.where(condition)
+    }
+
+    func applyCourses(to query: SQLSelectBuilder) -> SQLSelectBuilder {
+        var query = nameCondition(query)
+        if let userID { query = query.where("owner_id", .equal, userID) }
+        if let createdAt { query = createdAt.apply(to: query, column: "created_at") }
+        if let lastDeployed { query = lastDeployed.apply(to: query, column: "last_deployed") }
+        return query
+    }
+
+    func applyClasses(to query: SQLSelectBuilder) -> SQLSelectBuilder {
+        var query = nameCondition(query)
+        if let userID { query = query.where("owner_id", .equal, userID) }
+        if let courseID { query = query.where("course_id", .equal, courseID) }
+        if let state {
+            if state == "error" {
+                query = query.where(SQLRaw("(error_message IS NOT NULL OR state IN ('provisioning_error', 'starting_error', 'shutdown_error'))"))
+            } else {
+                query = query.where("state", .equal, state)
+            }
+        }
+        if let region { query = query.where("region", .equal, region) }
+        if let createdAt { query = createdAt.apply(to: query, column: "created_at") }
+        if let lastDeployed { query = lastDeployed.apply(to: query, column: "labs_created_at") }
+        return query
+    }
+}

@@ -1,0 +1,336 @@
+import Contracts
+import Foundation
+import ServerKit
+import SQLKit
+import Storage
+
+extension ClassroomRepository {
+    // MARK: Labs
+
+    static func decodeLab(_ row: any SQLRow) throws -> LabRecord {
+        LabRecord(
+            id: try row.decode(column: "id", as: Int64.self),
+            classID: try row.decode(column: "class_id", as: Int64.self),
+            name: try row.decode(column: "name", as: String.self),
+            state: LabState(rawValue: try row.decode(column: "state", as: String.self)) ?? .initialized,
+            configurationID: try row.decode(column: "configuration_id", as: String?.self),
+            environmentURL: try row.decode(column: "environment_url", as: String?.self),
+            errorMessage: try row.decode(column: "error_message", as: String?.self),
+            target: try row.decode(column: "target", as: String?.self).flatMap(LabTarget.init(rawValue:)),
+            pushed: try row.decode(column: "pushed", as: Bool.self),
+            removed: try row.decode(column: "removed", as: Bool.self),
+            accessToken: try row.decode(column: "access_token", as: String.self),
+            firstAccessAt: try row.decode(column: "first_access_at", as: Date?.self),
+            createdAt: try row.decode(column: "created_at", as: Date.self),
+            updatedAt: try row.decode(column: "updated_at", as: Date.self))
+    }
+
+    public enum LabRefusal: Error, Equatable {
+        case classNotFound
+        case tooMany(maximum: Int, existing: Int)
+        case classEnded
+        case classDeleting
+    }
+
+    /// Adds labs to a class, within its course's `max_labs`. Labs added after the class is provisioned get the
+    /// class's current target at once (the scheduler makes their environments on its next pass).
+    public func addLabs(classID: Int64, names: [String], actor: Actor, now: Date) async throws
+        -> Result<[LabRecord], LabRefusal>
+    {
+        try await database.transaction { db in
+            guard var record = try await Self.lockedClass(classID, on: db) else { return .failure(.classNotFound) }
+            guard !record.deleting else { return .failure(.classDeleting) }
+            guard record.progress < .ended else { return .failure(.classEnded) }
+            let maximum = try await db.raw("SELECT max_labs FROM courses WHERE id = \(bind: record.courseID)").first()?
+                .decode(column: "max_labs", as: Int.self) ?? 20
+            guard record.labCount + names.count <= maximum else {
+                return .failure(.tooMany(maximum: maximum, existing: record.labCount))
+            }
+            var labs: [LabRecord] = []
+            for name in names {
+                let lab = LabRecord(
+                    id: try await Self.nextID("labs", on: db), classID: classID, name: name, state: .initialized,
+                    configurationID: nil, environmentURL: nil, errorMessage: nil, target: record.labTarget,
+                    pushed: record.labTarget == nil, removed: false, accessToken: Secrets.token(length: 32),
+                    firstAccessAt: nil, createdAt: now, updatedAt: now)
+                try await db.insert(into: "labs")
+                    .columns(
+                        "id", "class_id", "name", "state", "configuration_id", "environment_url", "error_message",
+                        "target", "pushed", "removed", "access_token", "first_access_at", "created_at", "updated_at")
+                    .values(
+                        SQLBind(lab.id), SQLBind(lab.classID), SQLBind(lab.name), SQLBind(lab.state.rawValue),
+                        SQLLiteral.null, SQLLiteral.null, SQLLiteral.null, SQLBind(lab.target?.rawValue),
+                        SQLBind(lab.pushed), SQLBind(false), SQLBind(lab.accessToken), SQLLiteral.null, SQLBind(now),
+                        SQLBind(now))
+                    .run()
+                try await Self.audit(
+                    .createTrainingLab, actor: actor, target: (type: "lab", id: lab.id, name: lab.name),
+                    details: "class \(classID)", now: now, on: db)
+                labs.append(lab)
+            }
+            try await Self.refresh(&record, now: now, on: db)
+            return .success(labs)
+        }
+    }
+
+    /// A lab that has not been removed.
+    public func lab(_ id: Int64) async throws -> LabRecord? {
+        try await database.sql.select().column("*").from("labs").where("id", .equal, id)
+            .where("removed", .equal, false).first().map(Self.decodeLab)
+    }
+
+    public func lab(token: String) async throws -> LabRecord? {
+        try await database.sql.select().column("*").from("labs").where("access_token", .equal, token)
+            .where("removed", .equal, false).first().map(Self.decodeLab)
+    }
+
+    public func labs(classID: Int64) async throws -> [LabRecord] {
+        try await database.sql.select().column("*").from("labs").where("class_id", .equal, classID)
+            .where("removed", .equal, false).orderBy("id").all().map(Self.decodeLab)
+    }
+
+    /// Labs after the keyset cursor, of one class or of all, by id.
+    public func labs(after cursor: Int64?, limit: Int, classID: Int64?, filter: ListFilter) async throws -> [LabRecord] {
+        var query = filter.nameCondition(database.sql.select().column("*").from("labs"))
+            .where("removed", .equal, false)
+        if let classID { query = query.where("class_id", .equal, classID) }
+        if let state = filter.state { query = query.where("state", .equal, state) }
+        if let range = filter.createdAt { query = range.apply(to: query, column: "created_at") }
+        if let cursor { query = query.where("id", .greaterThan, cursor) }
+        return try await query.orderBy("id").limit(limit).all().map(Self.decodeLab)
+    }
+
+    public enum LabChangeRefusal: Error, Equatable {
+        case notFound
+        /// The lab is provisioning, starting or shutting down.
+        case busy(LabState)
+        /// Renaming is not possible once the class is provisioned.
+        case classProvisioned
+    }
+
+    public func renameLab(_ id: Int64, to name: String, actor: Actor, now: Date) async throws
+        -> Result<LabRecord, LabChangeRefusal>
+    {
+        try await database.transaction { db in
+            guard var lab = try await db.select().column("*").from("labs").where("id", .equal, id)
+                .where("removed", .equal, false).lockingClause(ForUpdate()).first().map(Self.decodeLab)
+            else { return .failure(.notFound) }
+            guard lab.state != .provisioning else { return .failure(.busy(lab.state)) }
+            guard let record = try await Self.lockedClass(lab.classID, on: db) else { return .failure(.notFound) }
+            guard record.progress < .provisioned else { return .failure(.classProvisioned) }
+            lab.name = name
+            lab.updatedAt = now
+            try await db.update("labs").set("name", to: name).set("updated_at", to: now).where("id", .equal, id).run()
+            try await Self.audit(
+                .updateTrainingLab, actor: actor, target: (type: "lab", id: id, name: name), now: now, on: db)
+            return .success(lab)
+        }
+    }
+
+    public func removeLab(_ id: Int64, actor: Actor, now: Date) async throws -> Result<Void, LabChangeRefusal> {
+        try await database.transaction { db in
+            guard let lab = try await db.select().column("*").from("labs").where("id", .equal, id)
+                .where("removed", .equal, false).lockingClause(ForUpdate()).first().map(Self.decodeLab)
+            else { return .failure(.notFound) }
+            guard !lab.state.isBusy else { return .failure(.busy(lab.state)) }
+            guard var record = try await Self.lockedClass(lab.classID, on: db) else { return .failure(.notFound) }
+            if lab.configurationID == nil {
+                try await db.delete(from: "labs").where("id", .equal, id).run()
+            } else {
+                try await db.update("labs").set("removed", to: true).set("target", to: LabTarget.deleted.rawValue)
+                    .set("pushed", to: false).set("updated_at", to: now).where("id", .equal, id).run()
+            }
+            try await Self.audit(
+                .deleteTrainingLab, actor: actor, target: (type: "lab", id: id, name: lab.name),
+                details: "class \(lab.classID)", now: now, on: db)
+            try await Self.refresh(&record, now: now, on: db)
+            return .success(())
+        }
+    }
+
+    /// Records that a student opened the lab (the first time only).
+    public func markAccessed(_ id: Int64, now: Date) async throws {
+        try await database.sql.raw(
+            "UPDATE labs SET first_access_at = \(bind: now) WHERE id = \(bind: id) AND first_access_at IS NULL"
+        ).run()
+    }
+
+    // MARK: Talking to session-service
+
+    /// Labs whose target session-service has not been told yet.
+    public func labsToPush(limit: Int) async throws -> [LabRecord] {
+        try await database.sql.select().column("*").from("labs").where("pushed", .equal, false)
+            .where(SQLIdentifier("target"), .isNot, SQLLiteral.null).orderBy("id").limit(limit).all().map(Self.decodeLab)
+    }
+
+    /// Labs whose environment is on its way somewhere (or failed on the way), for the status sync.
+    public func labsInTransit(limit: Int) async throws -> [LabRecord] {
+        try await database.sql.select().column("*").from("labs").where("pushed", .equal, true)
+            .where(
+                "state", .in,
+                [
+                    LabState.initialized, .provisioning, .starting, .shuttingDown, .deleting, .provisioningError,
+                    .startingError, .shutdownError, .deletionError,
+                ].map(\.rawValue)
+            )
+            .orderBy("updated_at").orderBy("id").limit(limit).all().map(Self.decodeLab)
+    }
+
+    /// Stores what session-service says about lab environments, and refreshes their classes. `pushed` is the
+    /// target each lab was pushed with (nil for a status read); a lab whose target changed since stays unpushed.
+    public func record(_ environments: [(lab: Int64, environment: LabEnvironment?, pushed: LabTarget?)], now: Date)
+        async throws
+    {
+        guard !environments.isEmpty else { return }
+        try await database.transaction { db in
+            var classes = Set<Int64>()
+            for (labID, environment, pushed) in environments {
+                guard let lab = try await db.select().column("*").from("labs").where("id", .equal, labID)
+                    .lockingClause(ForUpdate()).first().map(Self.decodeLab)
+                else { continue }
+                classes.insert(lab.classID)
+                let state = environment.map(LabState.init) ?? (lab.target == .deleted ? .deleted : lab.state)
+                if lab.removed && state == .deleted {
+                    try await db.delete(from: "labs").where("id", .equal, labID).run()
+                    continue
+                }
+                var update = db.update("labs").set("state", to: state.rawValue)
+                    .set("error_message", to: environment?.error).set("updated_at", to: now)
+                if let environment {
+                    update = update.set("configuration_id", to: environment.name)
+                        .set("environment_url", to: environment.phase == .running ? environment.url : nil)
+                }
+                if let pushed, pushed == lab.target { update = update.set("pushed", to: true) }
+                try await update.where("id", .equal, labID).run()
+            }
+            for id in classes.sorted() {
+                guard var record = try await Self.lockedClass(id, on: db) else { continue }
+                if try await Self.finishDeletionIfEmpty(record, on: db) { continue }
+                try await Self.refresh(&record, now: now, on: db)
+            }
+        }
+    }
+
+    /// The pending push failed: say so on the class (the push is retried on the next pass).
+    public func recordPushFailure(classID: Int64, message: String, now: Date) async throws {
+        try await database.sql.update("classes").set("error_message", to: String(message.prefix(2000)))
+            .set("updated_at", to: now).where("id", .equal, classID).run()
+    }
+
+    // MARK: The schedule
+
+    /// Classes with a step or a daily boundary due at `now`.
+    public func dueClasses(now: Date, limit: Int) async throws -> [ClassRecord] {
+        try await database.sql.select().column("*").from("classes")
+            .where(SQLIdentifier("next_due_at"), .lessThanOrEqual, SQLBind(now)).where("deleting", .equal, false)
+            .orderBy("next_due_at").orderBy("id").limit(limit).all().map(Self.decodeClass)
+    }
+
+    /// What one pass of the scheduler did to a class.
+    public struct Advance: Sendable, Equatable {
+        public var classID: Int64
+        public var from: ScheduleProgress
+        public var to: ScheduleProgress
+        public var target: LabTarget?
+        public var blocked: String?
+    }
+
+    /// Applies every step and daily boundary of these classes that is due at `now`, in one transaction. Each step is
+    /// applied once (the progress marker only grows); a class whose template is missing is not provisioned, and says
+    /// why. `templateExists` answers for the course of a class.
+    public func advance(
+        _ ids: [Int64], now: Date, templateExists: @escaping @Sendable (Int64) -> Bool
+    ) async throws -> [Advance] {
+        try await database.transaction { db in
+            var results: [Advance] = []
+            for id in ids {
+                guard var record = try await Self.lockedClass(id, on: db), !record.deleting else { continue }
+                let schedule = ClassSchedule(record)
+                let due = schedule.due(at: now)
+                let from = record.progress
+                var advance = Advance(classID: id, from: from, to: from, target: record.labTarget, blocked: nil)
+                if due > from && from == .none && !templateExists(record.courseID) {
+                    let message = "the course's template no longer exists; the class cannot be provisioned"
+                    record.errorMessage = message
+                    record.nextDueAt = now.addingTimeInterval(60)
+                    advance.blocked = message
+                    try await Self.refresh(&record, now: now, on: db)
+                    results.append(advance)
+                    continue
+                }
+                if record.errorMessage?.hasPrefix("the course's template") == true { record.errorMessage = nil }
+                let target = schedule.labTarget(progress: max(due, from), at: now)
+                if due > from {
+                    let name = (type: "class", id: id, name: record.name)
+                    for step in ScheduleProgress.allCases where step > from && step <= due {
+                        switch step {
+                        case .provisioned:
+                            try await Self.audit(.provisionTrainingClass, actor: .scheduler, target: name, now: now, on: db)
+                            try await db.raw(
+                                "UPDATE courses SET last_deployed = \(bind: now) WHERE id = \(bind: record.courseID)"
+                            ).run()
+                        case .run:
+                            record.labsRunAt = now
+                            try await Self.audit(.runTrainingClass, actor: .scheduler, target: name, now: now, on: db)
+                        case .shutDown:
+                            record.labsShutdownAt = now
+                            try await Self.audit(.shutdownTrainingClass, actor: .scheduler, target: name, now: now, on: db)
+                        case .cleanedUp:
+                            try await Self.audit(.cleanUpTrainingClass, actor: .scheduler, target: name, now: now, on: db)
+                        default:
+                            break
+                        }
+                    }
+                    record.progress = due
+                    advance.to = due
+                }
+                if target != record.labTarget, let target {
+                    record.labTarget = target
+                    try await db.raw(
+                        """
+                        UPDATE labs SET target = \(bind: target.rawValue), pushed = \(bind: false), updated_at = \(bind: now)
+                        WHERE class_id = \(bind: id) AND removed = \(bind: false)
+                        """
+                    ).run()
+                }
+                advance.target = record.labTarget
+                record.nextDueAt = schedule.nextDue(progress: record.progress, after: now)
+                record.updatedAt = now
+                try await Self.refresh(&record, now: now, on: db)
+                results.append(advance)
+            }
+            return results
+        }
+    }
+}
+
+extension ClassroomRepository {
+    /// The template id of each course asked about.
+    public func courseTemplates(_ ids: Set<Int64>) async throws -> [Int64: String] {
+        guard !ids.isEmpty else { return [:] }
+        let rows = try await database.sql.select().columns("id", "template_id").from("courses")
+            .where("id", .in, Array(ids)).all()
+        var result: [Int64: String] = [:]
+        for row in rows {
+            result[try row.decode(column: "id", as: Int64.self)] = try row.decode(column: "template_id", as: String.self)
+        }
+        return result
+    }
+
+    /// The workshop (the course's template) of each class asked about.
+    public func labWorkshops(_ classIDs: Set<Int64>) async throws -> [Int64: String] {
+        guard !classIDs.isEmpty else { return [:] }
+        let rows = try await database.sql.raw(
+            """
+            SELECT classes.id AS id, courses.template_id AS template_id FROM classes
+            JOIN courses ON courses.id = classes.course_id
+            WHERE classes.id IN \(SQLGroupExpression(classIDs.sorted().map { SQLBind($0) as any SQLExpression }))
+            """
+        ).all()
+        var result: [Int64: String] = [:]
+        for row in rows {
+            result[try row.decode(column: "id", as: Int64.self)] = try row.decode(column: "template_id", as: String.self)
+        }
+        return result
+    }
+}

@@ -1,0 +1,321 @@
+import Contracts
+import Foundation
+import ServerKit
+import SQLKit
+import Storage
+
+/// Courses, classes, labs and the audit trail in classroom-service's database. Every change and its audit entry are
+/// one transaction.
+public struct ClassroomRepository: Sendable {
+    static let migrations: [Migration] = [
+        Migration(
+            version: 2, name: "classrooms",
+            statements: [
+                "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+                "INSERT INTO counters (name, value) VALUES ('courses', 0), ('classes', 0), ('labs', 0), ('audit', 0)",
+                """
+                CREATE TABLE courses (
+                    id BIGINT PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    description TEXT NOT NULL,
+                    template_id TEXT NOT NULL,
+                    max_labs BIGINT NOT NULL,
+                    vm_access TEXT NOT NULL,
+                    anonymous_smart_rdp BOOLEAN NOT NULL,
+                    sso_required BOOLEAN NOT NULL,
+                    support_url TEXT,
+                    custom_content_enabled BOOLEAN NOT NULL,
+                    custom_title TEXT,
+                    custom_content TEXT,
+                    custom_content_is_default BOOLEAN NOT NULL,
+                    owner_id TEXT NOT NULL,
+                    owner_name TEXT NOT NULL,
+                    updated_by_id TEXT NOT NULL,
+                    updated_by_name TEXT NOT NULL,
+                    created_at TIMESTAMP NOT NULL,
+                    updated_at TIMESTAMP NOT NULL,
+                    last_deployed TIMESTAMP,
+                    class_count BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX courses_owner ON courses (owner_id, id)",
+                "CREATE INDEX courses_created ON courses (created_at, id)",
+                """
+                CREATE TABLE classes (
+                    id BIGINT PRIMARY KEY,
+                    course_id BIGINT NOT NULL,
+                    name TEXT NOT NULL,
+                    description TEXT NOT NULL,
+                    owner_id TEXT NOT NULL,
+                    owner_name TEXT NOT NULL,
+                    start_at TIMESTAMP NOT NULL,
+                    end_at TIMESTAMP,
+                    time_zone TEXT NOT NULL,
+                    provision_hours BIGINT NOT NULL,
+                    run_hours BIGINT NOT NULL,
+                    cleanup_hours BIGINT,
+                    shutdown_hours BIGINT,
+                    daily_startup_time TEXT,
+                    daily_shutdown_time TEXT,
+                    start_time TEXT,
+                    end_time TEXT,
+                    runtime_limit BIGINT,
+                    expiration_date TIMESTAMP,
+                    password_hash TEXT,
+                    access_code TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    error_message TEXT,
+                    lab_count BIGINT NOT NULL,
+                    labs_created_at TIMESTAMP,
+                    labs_run_at TIMESTAMP,
+                    labs_shutdown_at TIMESTAMP,
+                    labs_deleted_at TIMESTAMP,
+                    created_at TIMESTAMP NOT NULL,
+                    updated_at TIMESTAMP NOT NULL,
+                    progress BIGINT NOT NULL,
+                    lab_target TEXT,
+                    next_due_at TIMESTAMP,
+                    deleting BOOLEAN NOT NULL,
+                    region TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX classes_due ON classes (next_due_at)",
+                "CREATE INDEX classes_course ON classes (course_id, id)",
+                "CREATE INDEX classes_owner ON classes (owner_id, id)",
+                "CREATE INDEX classes_state ON classes (state, id)",
+                "CREATE INDEX classes_created ON classes (created_at, id)",
+                """
+                CREATE TABLE labs (
+                    id BIGINT PRIMARY KEY,
+                    class_id BIGINT NOT NULL,
+                    name TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    configuration_id TEXT,
+                    environment_url TEXT,
+                    error_message TEXT,
+                    target TEXT,
+                    pushed BOOLEAN NOT NULL,
+                    removed BOOLEAN NOT NULL,
+                    access_token TEXT NOT NULL,
+                    first_access_at TIMESTAMP,
+                    created_at TIMESTAMP NOT NULL,
+                    updated_at TIMESTAMP NOT NULL
+                )
+                """,
+                "CREATE INDEX labs_class ON labs (class_id, id)",
+                "CREATE INDEX labs_pushed ON labs (pushed, id)",
+                "CREATE INDEX labs_state ON labs (state, id)",
+                "CREATE UNIQUE INDEX labs_token ON labs (access_token)",
+                """
+                CREATE TABLE audit_events (
+                    id BIGINT PRIMARY KEY,
+                    activity TEXT NOT NULL,
+                    actor_id TEXT NOT NULL,
+                    actor_name TEXT NOT NULL,
+                    target_type TEXT NOT NULL,
+                    target_id TEXT NOT NULL,
+                    target_name TEXT NOT NULL,
+                    details TEXT NOT NULL,
+                    created_at TIMESTAMP NOT NULL
+                )
+                """,
+                "CREATE INDEX audit_created ON audit_events (created_at, id)",
+            ])
+    ]
+
+    let database: Database
+
+    public init(database: Database) { self.database = database }
+
+    // MARK: Ids and audit
+
+    static func nextID(_ counter: String, on db: any SQLDatabase) async throws -> Int64 {
+        guard
+            let row = try await db.raw(
+                "UPDATE counters SET value = value + 1 WHERE name = \(bind: counter) RETURNING value"
+            ).first()
+        else { throw StorageError.misuse("no counter \(counter)") }
+        return try row.decode(column: "value", as: Int64.self)
+    }
+
+    /// Records an activity in the same transaction as the change it describes.
+    static func audit(
+        _ activity: AuditActivity, actor: Actor, target: (type: String, id: Int64, name: String), details: String = "",
+        now: Date, on db: any SQLDatabase
+    ) async throws {
+        let id = try await nextID("audit", on: db)
+        try await db.insert(into: "audit_events")
+            .columns(
+                "id", "activity", "actor_id", "actor_name", "target_type", "target_id", "target_name", "details",
+                "created_at")
+            .values(
+                SQLBind(id), SQLBind(activity.rawValue), SQLBind(actor.id), SQLBind(actor.name), SQLBind(target.type),
+                SQLBind(String(target.id)), SQLBind(target.name), SQLBind(details), SQLBind(now))
+            .run()
+    }
+
+    public func audit(
+        _ activity: AuditActivity, actor: Actor, target: (type: String, id: Int64, name: String), details: String = "",
+        now: Date
+    ) async throws {
+        try await database.transaction { db in
+            try await Self.audit(activity, actor: actor, target: target, details: details, now: now, on: db)
+        }
+    }
+
+    static func decodeAudit(_ row: any SQLRow) throws -> AuditEvent {
+        AuditEvent(
+            id: try row.decode(column: "id", as: Int64.self),
+            activity: try row.decode(column: "activity", as: String.self),
+            actor: Actor(
+                id: try row.decode(column: "actor_id", as: String.self),
+                name: try row.decode(column: "actor_name", as: String.self)),
+            targetType: try row.decode(column: "target_type", as: String.self),
+            targetID: try row.decode(column: "target_id", as: String.self),
+            targetName: try row.decode(column: "target_name", as: String.self),
+            details: try row.decode(column: "details", as: String.self),
+            createdAt: try row.decode(column: "created_at", as: Date.self))
+    }
+
+    /// Audit events after the keyset cursor, oldest first.
+    public func auditEvents(after cursor: Int64?, limit: Int, filter: ListFilter) async throws -> [AuditEvent] {
+        var query = database.sql.select().column("*").from("audit_events")
+        if let cursor { query = query.where("id", .greaterThan, cursor) }
+        if let range = filter.createdAt { query = range.apply(to: query, column: "created_at") }
+        if let user = filter.userID { query = query.where("actor_id", .equal, user) }
+        return try await query.orderBy("id").limit(limit).all().map(Self.decodeAudit)
+    }
+
+    // MARK: Courses
+
+    static func decodeCourse(_ row: any SQLRow) throws -> CourseRecord {
+        let access = try row.decode(column: "vm_access", as: String.self)
+        return CourseRecord(
+            id: try row.decode(column: "id", as: Int64.self),
+            name: try row.decode(column: "name", as: String.self),
+            description: try row.decode(column: "description", as: String.self),
+            templateID: try row.decode(column: "template_id", as: String.self),
+            maxLabs: try row.decode(column: "max_labs", as: Int.self),
+            vmAccess: (try? JSONDecoder().decode([VMAccess].self, from: Data(access.utf8))) ?? [],
+            anonymousSmartRDP: try row.decode(column: "anonymous_smart_rdp", as: Bool.self),
+            ssoRequired: try row.decode(column: "sso_required", as: Bool.self),
+            supportURL: try row.decode(column: "support_url", as: String?.self),
+            customContentEnabled: try row.decode(column: "custom_content_enabled", as: Bool.self),
+            customTitle: try row.decode(column: "custom_title", as: String?.self),
+            customContent: try row.decode(column: "custom_content", as: String?.self),
+            customContentIsDefault: try row.decode(column: "custom_content_is_default", as: Bool.self),
+            owner: Actor(
+                id: try row.decode(column: "owner_id", as: String.self),
+                name: try row.decode(column: "owner_name", as: String.self)),
+            lastUpdatedBy: Actor(
+                id: try row.decode(column: "updated_by_id", as: String.self),
+                name: try row.decode(column: "updated_by_name", as: String.self)),
+            createdAt: try row.decode(column: "created_at", as: Date.self),
+            updatedAt: try row.decode(column: "updated_at", as: Date.self),
+            lastDeployed: try row.decode(column: "last_deployed", as: Date?.self),
+            classCount: try row.decode(column: "class_count", as: Int.self))
+    }
+
+    static func courseColumns(_ course: CourseRecord) -> [(String, any SQLExpression)] {
+        let access = String(decoding: (try? JSONEncoder().encode(course.vmAccess)) ?? Data("[]".utf8), as: UTF8.self)
+        return [
+            ("name", SQLBind(course.name)), ("description", SQLBind(course.description)),
+            ("template_id", SQLBind(course.templateID)), ("max_labs", SQLBind(course.maxLabs)),
+            ("vm_access", SQLBind(access)), ("anonymous_smart_rdp", SQLBind(course.anonymousSmartRDP)),
+            ("sso_required", SQLBind(course.ssoRequired)), ("support_url", SQLBind(course.supportURL)),
+            ("custom_content_enabled", SQLBind(course.customContentEnabled)),
+            ("custom_title", SQLBind(course.customTitle)), ("custom_content", SQLBind(course.customContent)),
+            ("custom_content_is_default", SQLBind(course.customContentIsDefault)),
+            ("owner_id", SQLBind(course.owner.id)), ("owner_name", SQLBind(course.owner.name)),
+            ("updated_by_id", SQLBind(course.lastUpdatedBy.id)), ("updated_by_name", SQLBind(course.lastUpdatedBy.name)),
+            ("created_at", SQLBind(course.createdAt)), ("updated_at", SQLBind(course.updatedAt)),
+            ("last_deployed", SQLBind(course.lastDeployed)), ("class_count", SQLBind(course.classCount)),
+        ]
+    }
+
+    public func createCourse(_ draft: CourseRecord, now: Date) async throws -> CourseRecord {
+        try await database.transaction { db in
+            var course = draft
+            course.id = try await Self.nextID("courses", on: db)
+            let columns = Self.courseColumns(course)
+            try await db.insert(into: "courses").columns(["id"] + columns.map(\.0))
+                .values([SQLBind(course.id)] + columns.map(\.1)).run()
+            let target = (type: "course", id: course.id, name: course.name)
+            try await Self.audit(.createTrainingCourse, actor: course.owner, target: target, now: now, on: db)
+            try await Self.audit(
+                .addTemplateToTrainingCourse, actor: course.owner, target: target, details: "template \(course.templateID)",
+                now: now, on: db)
+            return course
+        }
+    }
+
+    public func course(_ id: Int64) async throws -> CourseRecord? {
+        try await database.sql.select().column("*").from("courses").where("id", .equal, id).first()
+            .map(Self.decodeCourse)
+    }
+
+    /// Applies `change` to the course in one transaction (it may throw to refuse), with its audit entries.
+    public func updateCourse(
+        _ id: Int64, actor: Actor, now: Date, _ change: @escaping @Sendable (inout CourseRecord) throws -> Void
+    ) async throws -> CourseRecord? {
+        try await database.transaction { db in
+            guard let current = try await db.select().column("*").from("courses").where("id", .equal, id)
+                .lockingClause(ForUpdate()).first().map(Self.decodeCourse)
+            else { return nil }
+            var course = current
+            try change(&course)
+            course.lastUpdatedBy = actor
+            course.updatedAt = now
+            var update = db.update("courses")
+            for (column, value) in Self.courseColumns(course) { update = update.set(SQLIdentifier(column), to: value) }
+            try await update.where("id", .equal, id).run()
+            let target = (type: "course", id: id, name: course.name)
+            if course.templateID != current.templateID {
+                try await Self.audit(
+                    .removeTemplateFromTrainingCourse, actor: actor, target: target,
+                    details: "template \(current.templateID)", now: now, on: db)
+                try await Self.audit(
+                    .addTemplateToTrainingCourse, actor: actor, target: target, details: "template \(course.templateID)",
+                    now: now, on: db)
+            }
+            try await Self.audit(.updateTrainingCourse, actor: actor, target: target, now: now, on: db)
+            return course
+        }
+    }
+
+    public enum DeleteOutcome: Sendable, Equatable {
+        case deleted
+        case notFound
+        case hasClasses(Int)
+    }
+
+    public func deleteCourse(_ id: Int64, actor: Actor, now: Date) async throws -> DeleteOutcome {
+        try await database.transaction { db in
+            guard let course = try await db.select().column("*").from("courses").where("id", .equal, id)
+                .lockingClause(ForUpdate()).first().map(Self.decodeCourse)
+            else { return .notFound }
+            guard course.classCount == 0 else { return .hasClasses(course.classCount) }
+            try await db.delete(from: "courses").where("id", .equal, id).run()
+            try await Self.audit(
+                .deleteTrainingCourse, actor: actor, target: (type: "course", id: id, name: course.name), now: now, on: db)
+            return .deleted
+        }
+    }
+
+    /// A page of courses for the REST list, and how many match in all.
+    public func courses(_ filter: ListFilter, page: SkytapPage) async throws -> ([CourseRecord], Int) {
+        let total = try await filter.applyCourses(to: database.sql.select().column(SQLFunction("COUNT", args: SQLLiteral.all), as: "n").from("courses"))
+            .first()?.decode(column: "n", as: Int.self) ?? 0
+        var query = filter.applyCourses(to: database.sql.select().column("*").from("courses"))
+        query = filter.sort.apply(to: query)
+        let rows = try await query.limit(page.count).offset(page.offset).all().map(Self.decodeCourse)
+        return (rows, total)
+    }
+
+    /// Courses after the keyset cursor, by id.
+    public func courses(after cursor: Int64?, limit: Int, filter: ListFilter) async throws -> [CourseRecord] {
+        var query = filter.applyCourses(to: database.sql.select().column("*").from("courses"))
+        if let cursor { query = query.where("id", .greaterThan, cursor) }
+        return try await query.orderBy("id").limit(limit).all().map(Self.decodeCourse)
+    }
+}
