@@ -149,8 +149,10 @@ struct ClassInput {
             if result.0 == result.1 { throw Self.invalid(second, "must differ from \(first)") }
             return result
         default:
-            throw Self.invalid(
-                result.0 == nil ? first : second, "and \(result.0 == nil ? second : first) must be entered as a pair (null for both removes them)")
+            // Name the one the request touched (the non-null one when it sent both).
+            let given = p.has(first) != p.has(second) ? (p.has(first) ? first : second) : (result.0 == nil ? second : first)
+            let other = given == first ? second : first
+            throw Self.invalid(given, "must be entered as a pair with \(other) (null for both removes them)")
         }
     }
 }

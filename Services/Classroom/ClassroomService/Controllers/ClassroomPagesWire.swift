@@ -9,80 +9,104 @@ enum ClassroomPagesWire {
     static func register(on router: inout WireRouter, dependencies: ClassroomDependencies) {
         let callers = WireCallers.only([ServiceName.report.rawValue, "admin"])
         router.register(ClassroomPages.courses, allowed: callers) { (params: PageRequest<ListFilters>, _) -> Page<CourseItem> in
-            let (cursor, limit, filter) = try parse(params, resource: .courses, dependencies)
-            let courses = try await dependencies.repository.courses(after: cursor, limit: limit, filter: filter)
-            let templates = (try? await dependencies.templates()) ?? [:]
-            let base = Representations(dependencies.settings)
-            return page(courses, limit: limit, id: \.id) { course in
-                let template = templates[course.templateID]
-                let names = Dictionary(template?.vms.map { ($0.id, $0.name) } ?? [], uniquingKeysWith: { a, _ in a })
-                return CourseItem(
-                    id: String(course.id), name: course.name, description: course.description,
-                    templateIDs: [course.templateID], templateMissing: template == nil, maxLabs: course.maxLabs,
-                    vmAccess: course.vmAccess.map {
-                        CourseVMAccessItem(vmRef: base.vmURL($0.vm), name: names[$0.vm] ?? "", access: $0.access.rawValue)
-                    },
-                    anonymousSmartRDP: course.anonymousSmartRDP, ssoRequired: course.ssoRequired,
-                    customContentEnabled: course.customContentEnabled, customTitle: course.customTitle,
-                    customContent: course.customContent, customContentIsDefault: course.customContentIsDefault,
-                    classCount: course.classCount, createdAt: course.createdAt, lastDeployed: course.lastDeployed,
-                    ownerID: course.owner.id, ownerName: course.owner.name, ownerURL: base.userURL(course.owner.id),
-                    lastUpdatedByID: course.lastUpdatedBy.id, lastUpdatedByName: course.lastUpdatedBy.name,
-                    storage: template?.storage ?? 0)
-            }
+            try await coursesPage(params, dependencies)
         }
         router.register(ClassroomPages.classes, allowed: callers) { (params: PageRequest<ListFilters>, _) -> Page<ClassItem> in
-            let (cursor, limit, filter) = try parse(params, resource: .classes, dependencies)
-            let classes = try await dependencies.repository.classes(after: cursor, limit: limit, filter: filter)
-            let base = Representations(dependencies.settings)
-            return page(classes, limit: limit, id: \.id) { record in
-                ClassItem(
-                    id: String(record.id), name: record.name, description: record.description,
-                    courseID: String(record.courseID), startAt: record.startAt, endAt: record.endAt,
-                    timeZone: record.timeZone, provisionHours: record.provisionHours, runHours: record.runHours,
-                    cleanupHours: record.cleanupHours, shutdownHours: record.shutdownHours,
-                    deleteAtEnd: record.deleteAtEnd, dailyStartupTime: record.dailyStartupTime,
-                    dailyShutdownTime: record.dailyShutdownTime, startTime: record.startTime, endTime: record.endTime,
-                    runtimeLimit: record.runtimeLimit, expirationDate: record.expirationDate,
-                    accessCode: record.accessCode, state: record.state.rawValue, createdAt: record.createdAt,
-                    ownerID: record.owner.id, ownerName: record.owner.name, ownerURL: base.userURL(record.owner.id),
-                    labCount: record.labCount, labsCreatedAt: record.labsCreatedAt, labsRunAt: record.labsRunAt,
-                    labsDeletedAt: record.labsDeletedAt, labsShutdownAt: record.labsShutdownAt,
-                    errorMessage: record.errorMessage, regions: record.region.isEmpty ? [] : [record.region])
-            }
+            try await classesPage(params, dependencies)
         }
         router.register(ClassroomPages.labs, allowed: callers) { (params: PageRequest<ListFilters>, _) -> Page<LabItem> in
-            let (cursor, limit, filter) = try parse(params, resource: .labs, dependencies)
-            var classID: Int64?
-            if let text = params.filters.classID {
-                guard let id = Int64(text) else { throw ServiceFailure(.badRequest, "class_id must be a class id", field: "class_id") }
-                guard try await dependencies.repository.klass(id) != nil else {
-                    throw ServiceFailure(.notFound, "no such class: \(id)")
-                }
-                classID = id
-            }
-            let labs = try await dependencies.repository.labs(after: cursor, limit: limit, classID: classID, filter: filter)
-            let workshops = try await dependencies.repository.labWorkshops(Set(labs.map(\.classID)))
-            let templates = (try? await dependencies.templates()) ?? [:]
-            let base = Representations(dependencies.settings)
-            return page(labs, limit: limit, id: \.id) { lab in
-                let templateID = workshops[lab.classID] ?? ""
-                let template = templates[templateID]
-                return LabItem(
-                    id: String(lab.id), classID: String(lab.classID), name: lab.name,
-                    templateName: template?.name ?? templateID, templateID: templateID, region: template?.region ?? "",
-                    configurationID: lab.configurationID, desktopsURL: base.desktopsURL(lab), state: lab.state.rawValue)
-            }
+            try await labsPage(params, dependencies)
         }
         router.register(ClassroomPages.audit, allowed: callers) { (params: PageRequest<ListFilters>, _) -> Page<AuditItem> in
-            let (cursor, limit, filter) = try parse(params, resource: .audit, dependencies)
-            let events = try await dependencies.repository.auditEvents(after: cursor, limit: limit, filter: filter)
-            return page(events, limit: limit, id: \.id) { event in
-                AuditItem(
-                    id: String(event.id), activity: event.activity, userID: event.actor.id, userName: event.actor.name,
-                    targetType: event.targetType, targetID: event.targetID, targetName: event.targetName,
-                    details: event.details, createdAt: event.createdAt)
+            try await auditPage(params, dependencies)
+        }
+    }
+
+    static func coursesPage(_ params: PageRequest<ListFilters>, _ dependencies: ClassroomDependencies) async throws
+        -> Page<CourseItem>
+    {
+        let (cursor, limit, filter) = try parse(params, resource: .courses, dependencies)
+        let courses = try await dependencies.repository.courses(after: cursor, limit: limit, filter: filter)
+        let templates = (try? await dependencies.templates()) ?? [:]
+        let base = Representations(dependencies.settings)
+        return page(courses, limit: limit, id: \.id) { course in
+            let template = templates[course.templateID]
+            let names = Dictionary(template?.vms.map { ($0.id, $0.name) } ?? [], uniquingKeysWith: { a, _ in a })
+            return CourseItem(
+                id: String(course.id), name: course.name, description: course.description,
+                templateIDs: [course.templateID], templateMissing: template == nil, maxLabs: course.maxLabs,
+                vmAccess: course.vmAccess.map {
+                    CourseVMAccessItem(vmRef: base.vmURL($0.vm), name: names[$0.vm] ?? "", access: $0.access.rawValue)
+                },
+                anonymousSmartRDP: course.anonymousSmartRDP, ssoRequired: course.ssoRequired,
+                customContentEnabled: course.customContentEnabled, customTitle: course.customTitle,
+                customContent: course.customContent, customContentIsDefault: course.customContentIsDefault,
+                classCount: course.classCount, createdAt: course.createdAt, lastDeployed: course.lastDeployed,
+                ownerID: course.owner.id, ownerName: course.owner.name, ownerURL: base.userURL(course.owner.id),
+                lastUpdatedByID: course.lastUpdatedBy.id, lastUpdatedByName: course.lastUpdatedBy.name,
+                storage: template?.storage ?? 0)
+        }
+    }
+
+    static func classesPage(_ params: PageRequest<ListFilters>, _ dependencies: ClassroomDependencies) async throws
+        -> Page<ClassItem>
+    {
+        let (cursor, limit, filter) = try parse(params, resource: .classes, dependencies)
+        let classes = try await dependencies.repository.classes(after: cursor, limit: limit, filter: filter)
+        let base = Representations(dependencies.settings)
+        return page(classes, limit: limit, id: \.id) { record in
+            ClassItem(
+                id: String(record.id), name: record.name, description: record.description,
+                courseID: String(record.courseID), startAt: record.startAt, endAt: record.endAt,
+                timeZone: record.timeZone, provisionHours: record.provisionHours, runHours: record.runHours,
+                cleanupHours: record.cleanupHours, shutdownHours: record.shutdownHours,
+                deleteAtEnd: record.deleteAtEnd, dailyStartupTime: record.dailyStartupTime,
+                dailyShutdownTime: record.dailyShutdownTime, startTime: record.startTime, endTime: record.endTime,
+                runtimeLimit: record.runtimeLimit, expirationDate: record.expirationDate,
+                accessCode: record.accessCode, state: record.state.rawValue, createdAt: record.createdAt,
+                ownerID: record.owner.id, ownerName: record.owner.name, ownerURL: base.userURL(record.owner.id),
+                labCount: record.labCount, labsCreatedAt: record.labsCreatedAt, labsRunAt: record.labsRunAt,
+                labsDeletedAt: record.labsDeletedAt, labsShutdownAt: record.labsShutdownAt,
+                errorMessage: record.errorMessage, regions: record.region.isEmpty ? [] : [record.region])
+        }
+    }
+
+    static func labsPage(_ params: PageRequest<ListFilters>, _ dependencies: ClassroomDependencies) async throws
+        -> Page<LabItem>
+    {
+        let (cursor, limit, filter) = try parse(params, resource: .labs, dependencies)
+        var classID: Int64?
+        if let text = params.filters.classID {
+            guard let id = Int64(text) else { throw ServiceFailure(.badRequest, "class_id must be a class id", field: "class_id") }
+            guard try await dependencies.repository.klass(id) != nil else {
+                throw ServiceFailure(.notFound, "no such class: \(id)")
             }
+            classID = id
+        }
+        let labs = try await dependencies.repository.labs(after: cursor, limit: limit, classID: classID, filter: filter)
+        let workshops = try await dependencies.repository.labWorkshops(Set(labs.map(\.classID)))
+        let templates = (try? await dependencies.templates()) ?? [:]
+        let base = Representations(dependencies.settings)
+        return page(labs, limit: limit, id: \.id) { lab in
+            let templateID = workshops[lab.classID] ?? ""
+            let template = templates[templateID]
+            return LabItem(
+                id: String(lab.id), classID: String(lab.classID), name: lab.name,
+                templateName: template?.name ?? templateID, templateID: templateID, region: template?.region ?? "",
+                configurationID: lab.configurationID, desktopsURL: base.desktopsURL(lab), state: lab.state.rawValue)
+        }
+    }
+
+    static func auditPage(_ params: PageRequest<ListFilters>, _ dependencies: ClassroomDependencies) async throws
+        -> Page<AuditItem>
+    {
+        let (cursor, limit, filter) = try parse(params, resource: .audit, dependencies)
+        let events = try await dependencies.repository.auditEvents(after: cursor, limit: limit, filter: filter)
+        return page(events, limit: limit, id: \.id) { event in
+            AuditItem(
+                id: String(event.id), activity: event.activity, userID: event.actor.id, userName: event.actor.name,
+                targetType: event.targetType, targetID: event.targetID, targetName: event.targetName,
+                details: event.details, createdAt: event.createdAt)
         }
     }
 

@@ -209,8 +209,10 @@ extension ClassroomRepository {
         record.labCount = tally.total
         if let error = try row?.decode(column: "error", as: String?.self) {
             record.errorMessage = error
-        } else if record.errorMessage?.hasPrefix("lab ") == true {
-            // The lab that failed has recovered.
+        } else if let message = record.errorMessage,
+            message.hasPrefix("lab ") || message.hasPrefix(ClassroomRepository.unreachableMessage)
+        {
+            // The lab that failed has recovered, or session-service answers again.
             record.errorMessage = nil
         }
         if tally.total > 0 && tally.settled == tally.total {

@@ -211,6 +211,8 @@ extension ClassroomRepository {
         }
     }
 
+    static let unreachableMessage = "session-service could not be reached to change the labs"
+
     /// The pending push failed: say so on the class (the push is retried on the next pass).
     public func recordPushFailure(classID: Int64, message: String, now: Date) async throws {
         try await database.sql.update("classes").set("error_message", to: String(message.prefix(2000)))
@@ -233,6 +235,8 @@ extension ClassroomRepository {
         public var to: ScheduleProgress
         public var target: LabTarget?
         public var blocked: String?
+        /// Whether this pass changed the class (a step applied, or the labs' target moved).
+        public var changed = false
     }
 
     /// Applies every step and daily boundary of these classes that is due at `now`, in one transaction. Each step is
@@ -284,7 +288,9 @@ extension ClassroomRepository {
                     record.progress = due
                     advance.to = due
                 }
+                advance.changed = due > from
                 if target != record.labTarget, let target {
+                    advance.changed = true
                     record.labTarget = target
                     try await db.raw(
                         """

@@ -109,7 +109,7 @@ public final class ClassScheduler: Service, Sendable {
                 if let blocked = result.blocked {
                     report.blocked += 1
                     logger.warning("class not provisioned", metadata: ["class": "\(result.classID)", "reason": "\(blocked)"])
-                } else if result.to != result.from || result.target != due.first(where: { $0.id == result.classID })?.labTarget {
+                } else if result.changed {
                     report.advanced += 1
                     logger.info(
                         "class schedule applied",
@@ -169,7 +169,7 @@ public final class ClassScheduler: Service, Sendable {
                     "cannot tell session-service about the class's labs; will retry",
                     metadata: ["class": "\(classID)", "error": "\(message)"])
                 try await repository.recordPushFailure(
-                    classID: classID, message: "session-service could not be reached to change the labs: \(message)",
+                    classID: classID, message: "\(ClassroomRepository.unreachableMessage): \(message)",
                     now: now())
             }
             if !failedClasses.isEmpty { return }
