@@ -1,0 +1,185 @@
+@testable import ClassroomService
+import Contracts
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import ServerKit
+import Storage
+import TestSupport
+import Testing
+
+@Suite("Instructor view, student lab pages and the wire pages")
+struct PageTests {
+    static func move(_ harness: ClassroomHarness, to hours: Double) {
+        harness.clock.advance(
+            seconds: ClassroomHarness.start.addingTimeInterval(hours * 3600).timeIntervalSince(harness.clock.now))
+    }
+
+    /// A class running from 2030/01/02 09:00 UTC (labs run at 08:00) with one running lab; answers the class id, its
+    /// access code and the lab's student page path.
+    static func runningClass(
+        _ harness: ClassroomHarness, _ client: some TestClientProtocol, _ extra: [String: Any]
+    ) async throws -> (String, String, String) {
+        let course = try await client.course()
+        var fields: [String: Any] = ["start_at": "2030/01/02 09:00:00", "end_at": "2030/01/04 17:00:00", "run_hours": 1]
+        for (key, value) in extra { fields[key] = value }
+        let created = try await client.send(.post, "/courses/\(course)/classes.json", json: fields)
+        let id = try #require(created.object["id"] as? String)
+        let code = try #require(created.object["access_code"] as? String)
+        let labs = try await client.labs(id, ["Student <1>"])
+        move(harness, to: 33)
+        try await harness.pass()
+        let lab = try await client.send(.get, "/v2/labs/\(labs[0]["id"] as? String ?? "").json").object
+        let url = try #require(lab["desktops_url"] as? String)
+        return (id, code, String(url.dropFirst("https://labs.example.com".count)))
+    }
+
+    @Test("the instructor view lists the labs with the access code, and refuses (and audits) a wrong one")
+    func instructor() async throws {
+        try await ClassroomHarness.with { harness in
+            try await harness.application().test(.router) { client in
+                let (id, code, desktop) = try await Self.runningClass(harness, client, [:])
+                let page = try await client.send(.get, "/instructor/\(id)?access_code=\(code)", as: nil)
+                #expect(page.status == .ok)
+                #expect(page.header("Content-Type")?.hasPrefix("text/html") == true)
+                #expect(page.text.contains("Student &lt;1&gt;"))
+                #expect(page.text.contains("started"))
+                #expect(page.text.contains(desktop))
+                let wrong = try await client.send(.get, "/instructor/\(id)?access_code=nope", as: nil)
+                #expect(wrong.status == .forbidden)
+                #expect(try await client.send(.get, "/instructor/\(id)", as: nil).status == .forbidden)
+                let audit = try await harness.dependencies.repository.auditEvents(after: nil, limit: 100, filter: ListFilter())
+                #expect(audit.filter { $0.activity == "FailedTrainingClassInstructorLoginHistory" }.count == 2)
+                #expect(try await client.send(.get, "/instructor/999?access_code=x", as: nil).status == .notFound)
+            }
+        }
+    }
+
+    @Test("the student page leads to the running lab")
+    func open() async throws {
+        try await ClassroomHarness.with { harness in
+            try await harness.application().test(.router) { client in
+                let (_, _, desktop) = try await Self.runningClass(harness, client, [:])
+                let page = try await client.send(.get, desktop, as: nil)
+                #expect(page.status == .ok)
+                #expect(page.text.contains("http://lab.test/lab"))
+                #expect(try await client.send(.get, "/desktops/not-a-token", as: nil).status == .notFound)
+            }
+        }
+    }
+
+    @Test("password gate: a form, a wrong password refused, the right one sets a cookie")
+    func password() async throws {
+        try await ClassroomHarness.with { harness in
+            try await harness.application().test(.router) { client in
+                let (_, _, desktop) = try await Self.runningClass(harness, client, ["password": "open sesame"])
+                let form = try await client.send(.get, desktop, as: nil)
+                #expect(form.status == .unauthorized)
+                #expect(form.text.contains("type=\"password\""))
+                #expect(!form.text.contains("http://lab.test/"))
+                let formType: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+                let wrong = try await client.send(.post, desktop, as: nil, body: "password=guess", headers: formType)
+                #expect(wrong.status == .unauthorized)
+                #expect(wrong.text.contains("not right"))
+                let right = try await client.send(.post, desktop, as: nil, body: "password=open+sesame", headers: formType)
+                #expect(right.status == .seeOther)
+                let cookie = try #require(right.header("Set-Cookie")?.split(separator: ";").first.map(String.init))
+                let page = try await client.send(.get, desktop, as: nil, headers: [.cookie: cookie])
+                #expect(page.status == .ok)
+                #expect(page.text.contains("http://lab.test/"))
+                let forged = try await client.send(.get, desktop, as: nil, headers: [.cookie: cookie + "x"])
+                #expect(forged.status == .unauthorized)
+            }
+        }
+    }
+
+    @Test("daily access window in the class's time zone")
+    func window() async throws {
+        try await ClassroomHarness.with { harness in
+            try await harness.application().test(.router) { client in
+                // 09:00–17:00 in New York (UTC-5 in January); the labs run from 2030/01/02 08:00 New York time.
+                let (_, _, desktop) = try await Self.runningClass(
+                    harness, client, ["time_zone": "America/New_York", "start_time": "09:00", "end_time": "17:00"])
+                Self.move(harness, to: 24 + 13)  // 2030/01/02 13:00 UTC = 08:00 New York
+                let early = try await client.send(.get, desktop, as: nil)
+                #expect(early.status == .forbidden)
+                #expect(early.text.contains("between 09:00 and 17:00"))
+                Self.move(harness, to: 24 + 15)  // 10:00 New York
+                #expect(try await client.send(.get, desktop, as: nil).status == .ok)
+                Self.move(harness, to: 24 + 22)  // 17:00 New York
+                #expect(try await client.send(.get, desktop, as: nil).status == .forbidden)
+            }
+        }
+    }
+
+    @Test("runtime limit and expiration date")
+    func limits() async throws {
+        try await ClassroomHarness.with { harness in
+            try await harness.application().test(.router) { client in
+                let (_, _, desktop) = try await Self.runningClass(
+                    harness, client, ["runtime_limit": 30, "expiration_date": "2030/01/03 12:00:00"])
+                #expect(try await client.send(.get, desktop, as: nil).status == .ok)
+                harness.clock.advance(seconds: 29 * 60)
+                #expect(try await client.send(.get, desktop, as: nil).status == .ok)
+                harness.clock.advance(seconds: 60)
+                let used = try await client.send(.get, desktop, as: nil)
+                #expect(used.status == .forbidden)
+                #expect(used.text.contains("runtime limit of 30 minutes"))
+            }
+        }
+        try await ClassroomHarness.with { harness in
+            try await harness.application().test(.router) { client in
+                let (_, _, desktop) = try await Self.runningClass(harness, client, ["expiration_date": "2030/01/02 12:00:00"])
+                #expect(try await client.send(.get, desktop, as: nil).status == .ok)
+                Self.move(harness, to: 36)
+                let expired = try await client.send(.get, desktop, as: nil)
+                #expect(expired.status == .forbidden)
+                #expect(expired.text.contains("expired"))
+            }
+        }
+    }
+
+    @Test("courses.page, classes.page, labs.page and audit.page page by keyset with the list filters")
+    func wirePages() async throws {
+        try await ClassroomHarness.with { harness in
+            try await harness.application().test(.router) { client in
+                var classIDs: [String] = []
+                for index in 0..<5 {
+                    let course = try await client.course("Course \(index)", as: index == 4 ? "bob" : "alice")
+                    let id = try await client.klass(course: course, ["start_at": "2030/01/05 10:00:00", "name": "Class, \"\(index)\""], as: index == 4 ? "bob" : "alice")
+                    classIDs.append(id)
+                    _ = try await client.labs(id, ["a", "b"], as: index == 4 ? "bob" : "alice")
+                }
+                let d = harness.dependencies
+                var cursor: String?
+                var names: [String] = []
+                repeat {
+                    let page = try await ClassroomPagesWire.coursesPage(PageRequest(cursor: cursor, limit: 2, filters: ListFilters()), d)
+                    names += page.items.map(\.name)
+                    cursor = page.nextCursor
+                } while cursor != nil
+                #expect(names == (0..<5).map { "Course \($0)" })
+                let bobs = try await ClassroomPagesWire.classesPage(
+                    PageRequest(limit: 100, filters: ListFilters(query: "user_id:3")), d)
+                #expect(bobs.items.map(\.name) == ["Class, \"4\""])
+                #expect(bobs.items.first?.labCount == 2)
+                #expect(bobs.nextCursor == nil)
+                let labs = try await ClassroomPagesWire.labsPage(
+                    PageRequest(limit: 100, filters: ListFilters(classID: classIDs[1])), d)
+                #expect(labs.items.map(\.name) == ["a", "b"])
+                #expect(labs.items.first?.templateID == "hello-http")
+                let allLabs = try await ClassroomPagesWire.labsPage(PageRequest(limit: 1000, filters: ListFilters()), d)
+                #expect(allLabs.items.count == 10)
+                let audit = try await ClassroomPagesWire.auditPage(PageRequest(limit: 1000, filters: ListFilters()), d)
+                #expect(audit.items.filter { $0.activity == "CreateTrainingCourseHistory" }.count == 5)
+                #expect(audit.items.first?.userName == "Alice Instructor")
+                await #expect(throws: ServiceFailure.self) {
+                    try await ClassroomPagesWire.coursesPage(PageRequest(limit: 5000, filters: ListFilters()), d)
+                }
+                await #expect(throws: ServiceFailure.self) {
+                    try await ClassroomPagesWire.labsPage(PageRequest(limit: 10, filters: ListFilters(classID: "999")), d)
+                }
+            }
+        }
+    }
+}
