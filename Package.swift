@@ -38,6 +38,7 @@ let package = Package(
         .executable(name: "classroom-service", targets: ["classroom-service"]),
         .executable(name: "report-service", targets: ["report-service"]),
         .executable(name: "wire-benchmark", targets: ["wire-benchmark"]),
+        .executable(name: "classroom-scheduler", targets: ["classroom-scheduler"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -127,6 +128,10 @@ let package = Package(
             name: "wire-benchmark",
             dependencies: ["Wire", nioCore, nioPosix, nioSSL, nioExtras, logging],
             path: "Benchmarks/wire-benchmark"),
+        .executableTarget(
+            name: "classroom-scheduler",
+            dependencies: ["ClassroomService", "Contracts", "ServerKit", "Storage", logging],
+            path: "Benchmarks/classroom-scheduler"),
 
         // MARK: Tests
 

@@ -11,7 +11,7 @@ import Wire
 public enum SessionApplication {
     public static let spec = ServiceSpec(
         name: .session,
-        peers: [.catalog],
+        peers: [.catalog, .classroom],
         requiredPeers: [.catalog],
         migrations: SessionMigrations.all,
         defaults: ["session.provisioner": "local", "session.ready_timeout_s": "30", "session.interval_ms": "1000"])
@@ -46,12 +46,13 @@ public enum SessionApplication {
         var runtimeConfiguration = LabRuntime.Configuration()
         runtimeConfiguration.interval = .milliseconds(try reader.requireInt("session.interval_ms", in: 50...60_000))
         let dependencies = try await makeDependencies(
-            database: runtime.database, catalog: .live(runtime.peers[.catalog]), provisioner: provisioner,
+            database: runtime.database, catalog: .live(runtime.peers[.catalog]),
+            classroom: .live(runtime.peers[.classroom]), provisioner: provisioner,
             runtimeConfiguration: runtimeConfiguration, now: { Date() }, logger: logger)
         try await runtime.run(
             routes: { router in addRoutes(to: router, dependencies: dependencies) },
             wire: wireRouter(dependencies),
-            background: [dependencies.runtime],
+            background: [dependencies.runtime, dependencies.outbox],
             prepare: { _ in
                 try await dependencies.prepare()
                 try await credentials.apply(to: dependencies.identity.repository, now: Date(), logger: logger)
@@ -65,7 +66,7 @@ public enum SessionApplication {
 
     /// Builds session-service's parts on an open, migrated database.
     public static func makeDependencies(
-        database: Database, catalog: CatalogPeer, provisioner: any Provisioner,
+        database: Database, catalog: CatalogPeer, classroom: ClassroomPeer = .unavailable, provisioner: any Provisioner,
         runtimeConfiguration: LabRuntime.Configuration = .init(), portalMaxAge: Duration = .seconds(2),
         now: @escaping @Sendable () -> Date, logger: Logger
     ) async throws -> SessionDependencies {
@@ -80,8 +81,10 @@ public enum SessionApplication {
         let runtime = LabRuntime(
             sessions: sessions, labs: labs, identity: identityRepository, portal: portal, provisioner: provisioner,
             leases: Leases(database), configuration: runtimeConfiguration, now: now, logger: logger)
+        let outbox = AuditOutbox(database: database, classroom: classroom, leases: Leases(database), now: now, logger: logger)
         return SessionDependencies(
             identity: identity, authenticator: authenticator, sessions: sessions, labs: labs, portal: portal, runtime: runtime,
+            outbox: outbox,
             counts: OverviewCache(
                 sessions: sessions, maxAge: database.backend == .postgres ? .milliseconds(500) : nil),
             now: now, logger: logger)

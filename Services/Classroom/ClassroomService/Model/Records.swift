@@ -57,6 +57,48 @@ public struct CourseRecord: Sendable, Equatable {
     public var lastDeployed: Date?
     /// Computed when read.
     public var classCount: Int
+
+    public init(
+        id: Int64,
+        name: String,
+        description: String,
+        templateID: String,
+        maxLabs: Int,
+        vmAccess: [VMAccess],
+        anonymousSmartRDP: Bool,
+        ssoRequired: Bool,
+        supportURL: String?,
+        customContentEnabled: Bool,
+        customTitle: String?,
+        customContent: String?,
+        customContentIsDefault: Bool,
+        owner: Actor,
+        lastUpdatedBy: Actor,
+        createdAt: Date,
+        updatedAt: Date,
+        lastDeployed: Date?,
+        classCount: Int
+    ) {
+        self.id = id
+        self.name = name
+        self.description = description
+        self.templateID = templateID
+        self.maxLabs = maxLabs
+        self.vmAccess = vmAccess
+        self.anonymousSmartRDP = anonymousSmartRDP
+        self.ssoRequired = ssoRequired
+        self.supportURL = supportURL
+        self.customContentEnabled = customContentEnabled
+        self.customTitle = customTitle
+        self.customContent = customContent
+        self.customContentIsDefault = customContentIsDefault
+        self.owner = owner
+        self.lastUpdatedBy = lastUpdatedBy
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.lastDeployed = lastDeployed
+        self.classCount = classCount
+    }
 }
 
 /// The class states of the seed. `provisioning_error`, `starting_error`, `shutdown_error` and `starting` are
@@ -179,6 +221,78 @@ public struct ClassRecord: Sendable, Equatable {
 
     public var zone: TimeZone { TimeZone(identifier: timeZone) ?? SkytapTime.utc }
     public var deleteAtEnd: Bool { endAt != nil && cleanupHours != nil }
+
+    public init(
+        id: Int64,
+        courseID: Int64,
+        name: String,
+        description: String,
+        owner: Actor,
+        startAt: Date,
+        endAt: Date?,
+        timeZone: String,
+        provisionHours: Int,
+        runHours: Int,
+        cleanupHours: Int?,
+        shutdownHours: Int?,
+        dailyStartupTime: String?,
+        dailyShutdownTime: String?,
+        startTime: String?,
+        endTime: String?,
+        runtimeLimit: Int?,
+        expirationDate: Date?,
+        passwordHash: String?,
+        accessCode: String,
+        state: ClassState,
+        errorMessage: String?,
+        labCount: Int,
+        labsCreatedAt: Date?,
+        labsRunAt: Date?,
+        labsShutdownAt: Date?,
+        labsDeletedAt: Date?,
+        createdAt: Date,
+        updatedAt: Date,
+        progress: ScheduleProgress,
+        labTarget: LabTarget?,
+        nextDueAt: Date?,
+        deleting: Bool,
+        region: String
+    ) {
+        self.id = id
+        self.courseID = courseID
+        self.name = name
+        self.description = description
+        self.owner = owner
+        self.startAt = startAt
+        self.endAt = endAt
+        self.timeZone = timeZone
+        self.provisionHours = provisionHours
+        self.runHours = runHours
+        self.cleanupHours = cleanupHours
+        self.shutdownHours = shutdownHours
+        self.dailyStartupTime = dailyStartupTime
+        self.dailyShutdownTime = dailyShutdownTime
+        self.startTime = startTime
+        self.endTime = endTime
+        self.runtimeLimit = runtimeLimit
+        self.expirationDate = expirationDate
+        self.passwordHash = passwordHash
+        self.accessCode = accessCode
+        self.state = state
+        self.errorMessage = errorMessage
+        self.labCount = labCount
+        self.labsCreatedAt = labsCreatedAt
+        self.labsRunAt = labsRunAt
+        self.labsShutdownAt = labsShutdownAt
+        self.labsDeletedAt = labsDeletedAt
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.progress = progress
+        self.labTarget = labTarget
+        self.nextDueAt = nextDueAt
+        self.deleting = deleting
+        self.region = region
+    }
 }
 
 public struct LabRecord: Sendable, Equatable {

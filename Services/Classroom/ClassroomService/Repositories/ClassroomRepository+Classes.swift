@@ -190,24 +190,40 @@ extension ClassroomRepository {
         return true
     }
 
-    /// Recomputes a class's lab count, state and completion times from its labs, and saves it.
-    static func refresh(_ record: inout ClassRecord, now: Date, on db: any SQLDatabase) async throws {
-        let row = try await db.raw(
+    /// How the labs of each class stand, and the first lab error of each.
+    static func tallies(_ ids: [Int64], on db: any SQLDatabase) async throws
+        -> [Int64: (tally: ClassSchedule.LabTally, error: String?)]
+    {
+        guard !ids.isEmpty else { return [:] }
+        let rows = try await db.raw(
             """
-            SELECT COUNT(*) AS total,
+            SELECT class_id, COUNT(*) AS total,
                 SUM(CASE WHEN state IN ('provisioned', 'started', 'shut_down', 'deleted') THEN 1 ELSE 0 END) AS settled,
                 SUM(CASE WHEN state = 'deleted' THEN 1 ELSE 0 END) AS deleted,
                 MAX(CASE WHEN state IN ('provisioning_error', 'starting_error', 'shutdown_error', 'deletion_error')
                     THEN 'lab ' || name || ': ' || error_message ELSE NULL END) AS error
-            FROM labs WHERE class_id = \(bind: record.id) AND removed = \(bind: false)
+            FROM labs WHERE class_id IN \(SQLGroupExpression(ids.map { SQLBind($0) as any SQLExpression }))
+            AND removed = \(bind: false) GROUP BY class_id
             """
-        ).first()
-        let tally = ClassSchedule.LabTally(
-            total: try row?.decode(column: "total", as: Int?.self) ?? 0,
-            settled: try row?.decode(column: "settled", as: Int?.self) ?? 0,
-            deleted: try row?.decode(column: "deleted", as: Int?.self) ?? 0)
+        ).all()
+        var result: [Int64: (tally: ClassSchedule.LabTally, error: String?)] = [:]
+        for row in rows {
+            result[try row.decode(column: "class_id", as: Int64.self)] = (
+                ClassSchedule.LabTally(
+                    total: try row.decode(column: "total", as: Int?.self) ?? 0,
+                    settled: try row.decode(column: "settled", as: Int?.self) ?? 0,
+                    deleted: try row.decode(column: "deleted", as: Int?.self) ?? 0),
+                try row.decode(column: "error", as: String?.self)
+            )
+        }
+        return result
+    }
+
+    /// A class's lab count, error, completion times and state from its labs' tally.
+    static func apply(_ counted: (tally: ClassSchedule.LabTally, error: String?)?, to record: inout ClassRecord, now: Date) {
+        let tally = counted?.tally ?? ClassSchedule.LabTally(total: 0, settled: 0, deleted: 0)
         record.labCount = tally.total
-        if let error = try row?.decode(column: "error", as: String?.self) {
+        if let error = counted?.error {
             record.errorMessage = error
         } else if let message = record.errorMessage,
             message.hasPrefix("lab ") || message.hasPrefix(ClassroomRepository.unreachableMessage)
@@ -222,6 +238,11 @@ extension ClassroomRepository {
             }
         }
         record.state = ClassSchedule(record).state(labs: tally, at: now)
+    }
+
+    /// Recomputes a class's lab count, state and completion times from its labs, and saves it.
+    static func refresh(_ record: inout ClassRecord, now: Date, on db: any SQLDatabase) async throws {
+        apply(try await tallies([record.id], on: db)[record.id], to: &record, now: now)
         try await save(record, on: db)
     }
 }

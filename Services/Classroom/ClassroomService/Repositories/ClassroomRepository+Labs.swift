@@ -169,39 +169,48 @@ extension ClassroomRepository {
             .where(
                 "state", .in,
                 [
-                    LabState.initialized, .provisioning, .starting, .shuttingDown, .deleting, .provisioningError,
+                    LabState.provisioning, .starting, .shuttingDown, .deleting, .provisioningError,
                     .startingError, .shutdownError, .deletionError,
                 ].map(\.rawValue)
             )
             .orderBy("updated_at").orderBy("id").limit(limit).all().map(Self.decodeLab)
     }
 
-    /// Stores what session-service says about lab environments, and refreshes their classes. `pushed` is the
-    /// target each lab was pushed with (nil for a status read); a lab whose target changed since stays unpushed.
-    public func record(_ environments: [(lab: Int64, environment: LabEnvironment?, pushed: LabTarget?)], now: Date)
+    /// Stores what session-service says about lab environments, and refreshes the classes whose labs reached a
+    /// target, failed or recovered. `pushed` is the target each lab was pushed with (nil for a status read); a lab
+    /// whose target changed since stays unpushed. One statement per lab: `labs` are the rows as read before the call.
+    public func record(_ environments: [(lab: LabRecord, environment: LabEnvironment?, pushed: LabTarget?)], now: Date)
         async throws
     {
         guard !environments.isEmpty else { return }
+        let settled: Set<LabState> = [.provisioned, .started, .shutDown, .deleted]
         try await database.transaction { db in
             var classes = Set<Int64>()
-            for (labID, environment, pushed) in environments {
-                guard let lab = try await db.select().column("*").from("labs").where("id", .equal, labID)
-                    .lockingClause(ForUpdate()).first().map(Self.decodeLab)
-                else { continue }
-                classes.insert(lab.classID)
+            for (lab, environment, pushed) in environments {
                 let state = environment.map(LabState.init) ?? (lab.target == .deleted ? .deleted : lab.state)
+                let url = environment.map { $0.phase == .running ? $0.url : nil } ?? lab.environmentURL
+                if pushed == nil, state == lab.state, environment?.error == lab.errorMessage,
+                    (environment?.name ?? lab.configurationID) == lab.configurationID, url == lab.environmentURL
+                {
+                    continue  // nothing new
+                }
+                if settled.contains(state) || state.isError || lab.state.isError || lab.removed {
+                    classes.insert(lab.classID)
+                }
                 if lab.removed && state == .deleted {
-                    try await db.delete(from: "labs").where("id", .equal, labID).run()
+                    try await db.delete(from: "labs").where("id", .equal, lab.id).run()
                     continue
                 }
-                var update = db.update("labs").set("state", to: state.rawValue)
-                    .set("error_message", to: environment?.error).set("updated_at", to: now)
-                if let environment {
-                    update = update.set("configuration_id", to: environment.name)
-                        .set("environment_url", to: environment.phase == .running ? environment.url : nil)
-                }
-                if let pushed, pushed == lab.target { update = update.set("pushed", to: true) }
-                try await update.where("id", .equal, labID).run()
+                try await db.raw(
+                    """
+                    UPDATE labs SET state = \(bind: state.rawValue), error_message = \(bind: environment?.error),
+                        updated_at = \(bind: now),
+                        configuration_id = \(bind: environment?.name ?? lab.configurationID),
+                        environment_url = \(bind: url),
+                        pushed = CASE WHEN target = \(bind: pushed?.rawValue ?? "") THEN \(bind: true) ELSE pushed END
+                    WHERE id = \(bind: lab.id)
+                    """
+                ).run()
             }
             for id in classes.sorted() {
                 guard var record = try await Self.lockedClass(id, on: db) else { continue }
@@ -241,69 +250,84 @@ extension ClassroomRepository {
 
     /// Applies every step and daily boundary of these classes that is due at `now`, in one transaction. Each step is
     /// applied once (the progress marker only grows); a class whose template is missing is not provisioned, and says
-    /// why. `templateExists` answers for the course of a class.
+    /// why. `templateExists` answers for the course of a class. The batch costs a few statements plus one save per
+    /// class: the classes are locked in one read, labs are retargeted per target, the tallies are one grouped read
+    /// and the audit entries one insert.
     public func advance(
         _ ids: [Int64], now: Date, templateExists: @escaping @Sendable (Int64) -> Bool
     ) async throws -> [Advance] {
-        try await database.transaction { db in
+        guard !ids.isEmpty else { return [] }
+        return try await database.transaction { db in
+            let records = try await db.select().column("*").from("classes").where("id", .in, ids)
+                .where("deleting", .equal, false).orderBy("id").lockingClause(ForUpdate()).all().map(Self.decodeClass)
             var results: [Advance] = []
-            for id in ids {
-                guard var record = try await Self.lockedClass(id, on: db), !record.deleting else { continue }
+            var changed: [ClassRecord] = []
+            var audits: [PendingAudit] = []
+            var retarget: [LabTarget: [Int64]] = [:]
+            // Courses whose classes were provisioned: `last_deployed`, once per course.
+            var deployed = Set<Int64>()
+            for var record in records {
                 let schedule = ClassSchedule(record)
                 let due = schedule.due(at: now)
                 let from = record.progress
-                var advance = Advance(classID: id, from: from, to: from, target: record.labTarget, blocked: nil)
+                var advance = Advance(classID: record.id, from: from, to: from, target: record.labTarget, blocked: nil)
                 if due > from && from == .none && !templateExists(record.courseID) {
                     let message = "the course's template no longer exists; the class cannot be provisioned"
                     record.errorMessage = message
                     record.nextDueAt = now.addingTimeInterval(60)
                     advance.blocked = message
-                    try await Self.refresh(&record, now: now, on: db)
+                    changed.append(record)
                     results.append(advance)
                     continue
                 }
                 if record.errorMessage?.hasPrefix("the course's template") == true { record.errorMessage = nil }
                 let target = schedule.labTarget(progress: max(due, from), at: now)
-                if due > from {
-                    let name = (type: "class", id: id, name: record.name)
-                    for step in ScheduleProgress.allCases where step > from && step <= due {
-                        switch step {
-                        case .provisioned:
-                            try await Self.audit(.provisionTrainingClass, actor: .scheduler, target: name, now: now, on: db)
-                            try await db.raw(
-                                "UPDATE courses SET last_deployed = \(bind: now) WHERE id = \(bind: record.courseID)"
-                            ).run()
-                        case .run:
-                            record.labsRunAt = now
-                            try await Self.audit(.runTrainingClass, actor: .scheduler, target: name, now: now, on: db)
-                        case .shutDown:
-                            record.labsShutdownAt = now
-                            try await Self.audit(.shutdownTrainingClass, actor: .scheduler, target: name, now: now, on: db)
-                        case .cleanedUp:
-                            try await Self.audit(.cleanUpTrainingClass, actor: .scheduler, target: name, now: now, on: db)
-                        default:
-                            break
-                        }
+                let name = (type: "class", id: record.id, name: record.name)
+                for step in ScheduleProgress.allCases where step > from && step <= due {
+                    switch step {
+                    case .provisioned:
+                        audits.append(.init(activity: .provisionTrainingClass, actor: .scheduler, target: name))
+                        deployed.insert(record.courseID)
+                    case .run:
+                        record.labsRunAt = now
+                        audits.append(.init(activity: .runTrainingClass, actor: .scheduler, target: name))
+                    case .shutDown:
+                        record.labsShutdownAt = now
+                        audits.append(.init(activity: .shutdownTrainingClass, actor: .scheduler, target: name))
+                    case .cleanedUp:
+                        audits.append(.init(activity: .cleanUpTrainingClass, actor: .scheduler, target: name))
+                    default:
+                        break
                     }
+                }
+                if due > from {
                     record.progress = due
                     advance.to = due
+                    advance.changed = true
                 }
-                advance.changed = due > from
-                if target != record.labTarget, let target {
+                if let target, target != record.labTarget {
                     advance.changed = true
                     record.labTarget = target
-                    try await db.raw(
-                        """
-                        UPDATE labs SET target = \(bind: target.rawValue), pushed = \(bind: false), updated_at = \(bind: now)
-                        WHERE class_id = \(bind: id) AND removed = \(bind: false)
-                        """
-                    ).run()
+                    retarget[target, default: []].append(record.id)
                 }
                 advance.target = record.labTarget
                 record.nextDueAt = schedule.nextDue(progress: record.progress, after: now)
                 record.updatedAt = now
-                try await Self.refresh(&record, now: now, on: db)
+                changed.append(record)
                 results.append(advance)
+            }
+            for (target, classIDs) in retarget.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+                try await db.update("labs").set("target", to: target.rawValue).set("pushed", to: false)
+                    .set("updated_at", to: now).where("class_id", .in, classIDs).where("removed", .equal, false).run()
+            }
+            let tallies = try await Self.tallies(changed.map(\.id), on: db)
+            for var record in changed {
+                Self.apply(tallies[record.id], to: &record, now: now)
+                try await Self.save(record, on: db)
+            }
+            try await Self.audit(audits, now: now, on: db)
+            if !deployed.isEmpty {
+                try await db.update("courses").set("last_deployed", to: now).where("id", .in, deployed.sorted()).run()
             }
             return results
         }

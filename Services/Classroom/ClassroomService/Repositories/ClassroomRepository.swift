@@ -120,7 +120,14 @@ public struct ClassroomRepository: Sendable {
                 )
                 """,
                 "CREATE INDEX audit_created ON audit_events (created_at, id)",
-            ])
+            ]),
+        Migration(
+            version: 3, name: "audit_external_ids",
+            statements: [
+                // Activities other services report carry their own id, so that a retried delivery is recorded once.
+                "ALTER TABLE audit_events ADD COLUMN external_id TEXT",
+                "CREATE UNIQUE INDEX audit_external ON audit_events (external_id)",
+            ]),
     ]
 
     let database: Database
@@ -154,12 +161,61 @@ public struct ClassroomRepository: Sendable {
             .run()
     }
 
+    /// One audit entry of a batch.
+    struct PendingAudit {
+        var activity: AuditActivity
+        var actor: Actor
+        var target: (type: String, id: Int64, name: String)
+        var details: String = ""
+    }
+
+    /// Records a batch of activities in one statement, with a block of ids taken at once.
+    static func audit(_ batch: [PendingAudit], now: Date, on db: any SQLDatabase) async throws {
+        guard !batch.isEmpty else { return }
+        guard
+            let row = try await db.raw(
+                "UPDATE counters SET value = value + \(bind: batch.count) WHERE name = 'audit' RETURNING value"
+            ).first()
+        else { throw StorageError.misuse("no counter audit") }
+        let last = try row.decode(column: "value", as: Int64.self)
+        var insert = db.insert(into: "audit_events")
+            .columns(
+                "id", "activity", "actor_id", "actor_name", "target_type", "target_id", "target_name", "details",
+                "created_at")
+        for (index, entry) in batch.enumerated() {
+            insert = insert.values(
+                SQLBind(last - Int64(batch.count) + 1 + Int64(index)), SQLBind(entry.activity.rawValue),
+                SQLBind(entry.actor.id), SQLBind(entry.actor.name), SQLBind(entry.target.type),
+                SQLBind(String(entry.target.id)), SQLBind(entry.target.name), SQLBind(entry.details), SQLBind(now))
+        }
+        try await insert.run()
+    }
+
     public func audit(
         _ activity: AuditActivity, actor: Actor, target: (type: String, id: Int64, name: String), details: String = "",
         now: Date
     ) async throws {
         try await database.transaction { db in
             try await Self.audit(activity, actor: actor, target: target, details: details, now: now, on: db)
+        }
+    }
+
+    /// Records an activity another service reports, once per `id`.
+    public func record(_ params: AuditRecord.Params) async throws {
+        try await database.transaction { db in
+            if try await db.select().column("id").from("audit_events").where("external_id", .equal, params.id).first() != nil {
+                return
+            }
+            let id = try await Self.nextID("audit", on: db)
+            try await db.insert(into: "audit_events")
+                .columns(
+                    "id", "activity", "actor_id", "actor_name", "target_type", "target_id", "target_name", "details",
+                    "created_at", "external_id")
+                .values(
+                    SQLBind(id), SQLBind(params.activity), SQLBind(params.actorID), SQLBind(params.actorName),
+                    SQLBind(params.targetType), SQLBind(params.targetID), SQLBind(params.targetName),
+                    SQLBind(params.details), SQLBind(params.at), SQLBind(params.id))
+                .run()
         }
     }
 

@@ -151,12 +151,12 @@ public final class ClassScheduler: Service, Sendable {
                 for await outcome in group { outcomes.append(outcome) }
                 return outcomes
             }
-            var done: [(lab: Int64, environment: LabEnvironment?, pushed: LabTarget?)] = []
+            var done: [(lab: LabRecord, environment: LabEnvironment?, pushed: LabTarget?)] = []
             var failedClasses: [Int64: String] = [:]
             for outcome in outcomes {
                 switch outcome {
                 case .done(let lab, let environment, let target):
-                    done.append((lab.id, environment, target))
+                    done.append((lab, environment, target))
                 case .failed(let lab, let message):
                     failedClasses[lab.classID] = message
                 }
@@ -192,9 +192,9 @@ public final class ClassScheduler: Service, Sendable {
             return
         }
         let byLab = Dictionary(environments.map { ($0.lab, $0) }, uniquingKeysWith: { _, last in last })
-        let changes = moving.compactMap { lab -> (lab: Int64, environment: LabEnvironment?, pushed: LabTarget?)? in
+        let changes = moving.compactMap { lab -> (lab: LabRecord, environment: LabEnvironment?, pushed: LabTarget?)? in
             guard let environment = byLab[String(lab.id)] else { return nil }
-            return (lab.id, environment, nil)
+            return (lab, environment, nil)
         }
         try await repository.record(changes, now: now())
         report.synced += changes.count

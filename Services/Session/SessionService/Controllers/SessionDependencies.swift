@@ -13,13 +13,14 @@ public struct SessionDependencies: Sendable {
     public var labs: LabEnvironmentRepository
     public var portal: PortalCache
     public var runtime: LabRuntime
+    public var outbox: AuditOutbox
     public var counts: SessionApplication.OverviewCache
     public var now: @Sendable () -> Date
     public var logger: Logger
 
     public init(
         identity: IdentityService, authenticator: CachedAuthenticator, sessions: SessionRepository,
-        labs: LabEnvironmentRepository, portal: PortalCache, runtime: LabRuntime, counts: SessionApplication.OverviewCache, now: @escaping @Sendable () -> Date,
+        labs: LabEnvironmentRepository, portal: PortalCache, runtime: LabRuntime, outbox: AuditOutbox, counts: SessionApplication.OverviewCache, now: @escaping @Sendable () -> Date,
         logger: Logger
     ) {
         self.counts = counts
@@ -29,6 +30,7 @@ public struct SessionDependencies: Sendable {
         self.labs = labs
         self.portal = portal
         self.runtime = runtime
+        self.outbox = outbox
         self.now = now
         self.logger = logger
     }

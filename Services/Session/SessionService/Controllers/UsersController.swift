@@ -131,10 +131,14 @@ struct UsersController: Sendable {
                 .invalid, "classrooms_access cannot be edited for \(record.user.role.rawValue) accounts",
                 field: "classrooms_access")
         }
-        guard let updated = try await dependencies.identity.repository.setClassroomsAccess(id: id, to: access) else {
+        guard
+            let updated = try await dependencies.identity.repository.setClassroomsAccess(
+                id: id, to: access, by: caller, now: dependencies.now())
+        else {
             throw ServiceFailure(.notFound, "no such user: \(id)", field: "id")
         }
         dependencies.authenticator.invalidate { _, user in user.id == id }
+        dependencies.outbox.wake()
         context.logger.info(
             "classrooms access changed", metadata: ["user": "\(updated.username)", "classrooms_access": "\(access)"])
         return JSONResponse.make(json: Self.json(updated, createdAt: record.createdAt))

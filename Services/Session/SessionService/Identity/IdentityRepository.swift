@@ -195,11 +195,27 @@ public struct IdentityRepository: Sendable {
         try await database.sql.raw("SELECT COUNT(*) AS n FROM users").first()?.decode(column: "n", as: Int.self) ?? 0
     }
 
-    public func setClassroomsAccess(id: String, to value: Bool) async throws -> AuthenticatedUser? {
+    /// Sets `classrooms_access`; a change queues its audit activity (grant or revoke) in the same transaction.
+    public func setClassroomsAccess(id: String, to value: Bool, by actor: AuthenticatedUser, now: Date) async throws
+        -> AuthenticatedUser?
+    {
         try await database.transaction { db in
+            guard let before = try await db.select().columns(Self.userColumns).from("users").where("id", .equal, id)
+                .lockingClause(ForUpdate()).first().map(Self.decodeUser)?.user
+            else { return nil }
+            guard before.classroomsAccess != value else { return before }
             try await db.update("users").set("classrooms_access", to: value).where("id", .equal, id).run()
-            return try await db.select().columns(Self.userColumns).from("users").where("id", .equal, id).first()
-                .map(Self.decodeUser)?.user
+            let actorName = [actor.firstName, actor.lastName].filter { !$0.isEmpty }.joined(separator: " ")
+            try await AuditOutbox.enqueue(
+                .init(
+                    id: UUID().uuidString,
+                    activity: value ? "GrantUserClassroomAccessHistory" : "RevokeUserClassroomAccessHistory",
+                    actorID: actor.id, actorName: actorName.isEmpty ? actor.username : actorName, targetType: "user",
+                    targetID: id, targetName: before.username, details: "classrooms_access \(value)", at: now),
+                on: db)
+            var after = before
+            after.classroomsAccess = value
+            return after
         }
     }
 
