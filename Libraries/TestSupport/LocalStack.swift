@@ -11,7 +11,7 @@ import FoundationNetworking
 public final class LocalStack: @unchecked Sendable {
     // @unchecked: mutated only by the test that owns it, from one task at a time.
     public static let peers: [String: [String]] = [
-        "catalog": ["session"], "session": ["catalog"], "classroom": ["session", "catalog"],
+        "catalog": ["session"], "session": ["catalog", "classroom"], "classroom": ["session", "catalog"],
         "report": ["classroom", "session"],
     ]
 

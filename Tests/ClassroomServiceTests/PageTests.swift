@@ -183,3 +183,27 @@ struct PageTests {
         }
     }
 }
+
+@Suite("audit.record from session-service")
+struct AuditRecordTests {
+    @Test("grant and revoke are recorded once per id; other activities are refused")
+    func record() async throws {
+        try await ClassroomHarness.with { harness in
+            let params = AuditRecord.Params(
+                id: "a1", activity: "GrantUserClassroomAccessHistory", actorID: "1", actorName: "Ada Admin",
+                targetType: "user", targetID: "7", targetName: "jo", details: "classrooms_access true",
+                at: harness.clock.now)
+            try await ClassroomApplication.recordAudit(params, harness.dependencies)
+            try await ClassroomApplication.recordAudit(params, harness.dependencies)
+            let page = try await ClassroomPagesWire.auditPage(PageRequest(limit: 100, filters: ListFilters()), harness.dependencies)
+            #expect(page.items.map(\.activity) == ["GrantUserClassroomAccessHistory"])
+            #expect(page.items.first?.targetName == "jo")
+            var forged = params
+            forged.id = "a2"
+            forged.activity = "DeleteTrainingCourseHistory"
+            await #expect(throws: ServiceFailure.self) {
+                try await ClassroomApplication.recordAudit(forged, harness.dependencies)
+            }
+        }
+    }
+}

@@ -36,6 +36,7 @@ public final class AuditOutbox: Service, Sendable {
                 """
                 CREATE TABLE audit_outbox (
                     id TEXT PRIMARY KEY,
+                    seq BIGINT NOT NULL,
                     payload TEXT NOT NULL,
                     attempts BIGINT NOT NULL,
                     next_attempt_at TIMESTAMP NOT NULL,
@@ -70,8 +71,13 @@ public final class AuditOutbox: Service, Sendable {
     /// Queues an activity inside the caller's transaction.
     static func enqueue(_ params: AuditRecord.Params, on db: any SQLDatabase) async throws {
         let payload = String(decoding: try JSONEncoder().encode(params), as: UTF8.self)
-        try await db.insert(into: "audit_outbox").columns("id", "payload", "attempts", "next_attempt_at", "created_at")
-            .values(SQLBind(params.id), SQLBind(payload), SQLBind(0), SQLBind(params.at), SQLBind(params.at)).run()
+        // Delivery follows this order (activities of one instant keep the order they happened in).
+        let seq = try await db.raw("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM audit_outbox").first()?
+            .decode(column: "next", as: Int64.self) ?? 1
+        try await db.insert(into: "audit_outbox")
+            .columns("id", "seq", "payload", "attempts", "next_attempt_at", "created_at")
+            .values(SQLBind(params.id), SQLBind(seq), SQLBind(payload), SQLBind(0), SQLBind(params.at), SQLBind(params.at))
+            .run()
     }
 
     public func wake() { wakeups.signal() }
@@ -100,7 +106,7 @@ public final class AuditOutbox: Service, Sendable {
         let rows = try await database.sql.raw(
             """
             SELECT id, payload, attempts FROM audit_outbox WHERE next_attempt_at <= \(bind: time)
-            ORDER BY created_at, id LIMIT 200
+            ORDER BY seq, created_at LIMIT 200
             """
         ).all()
         var delivered = 0
@@ -123,9 +129,11 @@ public final class AuditOutbox: Service, Sendable {
                 logger.warning(
                     "audit activity not delivered to classroom-service; will retry",
                     metadata: ["id": "\(id)", "activity": "\(params.activity)", "error": "\(error)", "retry_in_s": "\(delay)"])
-                try await database.sql.update("audit_outbox").set("attempts", to: attempts + 1)
-                    .set("next_attempt_at", to: time.addingTimeInterval(TimeInterval(delay))).where("id", .equal, id).run()
-                // classroom-service is down: the rest waits too.
+                // classroom-service is down: the rest waits too, so that the trail keeps its order.
+                try await database.sql.update("audit_outbox").set("attempts", to: attempts + 1).where("id", .equal, id).run()
+                try await database.sql.update("audit_outbox")
+                    .set("next_attempt_at", to: time.addingTimeInterval(TimeInterval(delay)))
+                    .where(SQLIdentifier("next_attempt_at"), .lessThanOrEqual, SQLBind(time)).run()
                 break
             }
         }
