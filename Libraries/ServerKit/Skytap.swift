@@ -2,6 +2,7 @@ import Contracts
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Synchronization
 
 /// A value of a Skytap request parameter: from a JSON body it keeps its JSON type; from a query string or a form it
 /// is a string.
@@ -201,14 +202,53 @@ public enum SkytapTime {
     public static let utc = TimeZone(identifier: "UTC")!
 
     public static func string(_ date: Date, in timeZone: TimeZone = utc) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = timeZone
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        let offset = timeZone.secondsFromGMT(for: date) / 60
-        let sign = offset < 0 ? "-" : "+"
-        return String(
-            format: "%04d/%02d/%02d %02d:%02d:%02d %@%02d%02d", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!,
-            sign, abs(offset) / 60, abs(offset) % 60)
+        let offset = timeZone.secondsFromGMT(for: date)
+        let local = Int64((date.timeIntervalSince1970).rounded(.down)) + Int64(offset)
+        var days = local >= 0 ? local / 86_400 : (local - 86_399) / 86_400
+        let seconds = Int(local - days * 86_400)
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm): no Calendar, no format strings.
+        days += 719_468
+        let era = (days >= 0 ? days : days - 146_096) / 146_097
+        let dayOfEra = days - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = Int(dayOfYear - (153 * monthIndex + 2) / 5 + 1)
+        let month = Int(monthIndex < 10 ? monthIndex + 3 : monthIndex - 9)
+        let year = Int(yearOfEra + era * 400 + (month <= 2 ? 1 : 0))
+        var text = ""
+        text.reserveCapacity(25)
+        func pad(_ value: Int, _ width: Int) {
+            let digits = String(value)
+            if digits.count < width { text += String(repeating: "0", count: width - digits.count) }
+            text += digits
+        }
+        pad(year, 4)
+        text += "/"
+        pad(month, 2)
+        text += "/"
+        pad(day, 2)
+        text += " "
+        pad(seconds / 3600, 2)
+        text += ":"
+        pad(seconds / 60 % 60, 2)
+        text += ":"
+        pad(seconds % 60, 2)
+        let minutes = offset / 60
+        text += minutes < 0 ? " -" : " +"
+        pad(abs(minutes) / 60, 2)
+        pad(abs(minutes) % 60, 2)
+        return text
+    }
+
+    private static let zones = Mutex<[String: TimeZone]>([:])
+
+    /// A time zone by IANA name, looked up once per name.
+    public static func zone(named name: String) -> TimeZone? {
+        if let zone = zones.withLock({ $0[name] }) { return zone }
+        guard let zone = TimeZone(identifier: name) else { return nil }
+        zones.withLock { $0[name] = zone }
+        return zone
     }
 
     public static func string(_ date: Date?, in timeZone: TimeZone = utc) -> String? {

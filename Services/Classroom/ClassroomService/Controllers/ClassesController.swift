@@ -51,9 +51,7 @@ struct ClassesController: Sendable {
     @Sendable func list(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let caller = try await dependencies.caller(request)
         let query = request.query
-        let filter = try ListFilter.parse(
-            query: query["query"], createdAt: query["created_at"], lastDeployed: query["last_deployed"],
-            sort: query["sort"], resource: .classes, now: dependencies.now())
+        let filter = try ListFilter.parse(query, resource: .classes, now: dependencies.now())
         let paging = try SkytapPage(query)
         let (classes, total) = try await dependencies.repository.classes(filter, page: paging)
         return JSONResponse.make(

@@ -68,9 +68,7 @@ struct CoursesController: Sendable {
     @Sendable func list(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let caller = try await dependencies.caller(request)
         let query = request.query
-        let filter = try ListFilter.parse(
-            query: query["query"], createdAt: query["created_at"], lastDeployed: query["last_deployed"],
-            sort: query["sort"], resource: .courses, now: dependencies.now())
+        let filter = try ListFilter.parse(query, resource: .courses, now: dependencies.now())
         let paging = try SkytapPage(query)
         let (courses, total) = try await dependencies.repository.courses(filter, page: paging)
         let templates = (try? await dependencies.templates()) ?? [:]
@@ -145,9 +143,7 @@ struct CoursesController: Sendable {
         let caller = try await dependencies.caller(request)
         let course = try await course(context)
         let query = request.query
-        var filter = try ListFilter.parse(
-            query: query["query"], createdAt: query["created_at"], lastDeployed: query["last_deployed"],
-            sort: query["sort"], resource: .classes, now: dependencies.now())
+        var filter = try ListFilter.parse(query, resource: .classes, now: dependencies.now())
         filter.courseID = course.id
         let paging = try SkytapPage(query)
         let (classes, total) = try await dependencies.repository.classes(filter, page: paging)

@@ -5,7 +5,7 @@ import SQLKit
 
 /// A time range of a list filter: `now-Nh|d|m to now`, `to now-Nd`, `<timestamp> to <timestamp>`. (`+` in a query
 /// string is a space once decoded; a literal `+to+` is accepted too.)
-public struct DateRange: Sendable, Equatable {
+public struct DateRange: Sendable, Hashable {
     public var from: Date?
     public var to: Date?
 
@@ -15,6 +15,8 @@ public struct DateRange: Sendable, Equatable {
     }
 
     public static func parse(_ text: String, field: String, now: Date, timeZone: TimeZone) throws -> DateRange {
+        // Whole seconds: the same range within a second (a list read again is then the same query).
+        let now = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
         let normalized = text.replacingOccurrences(of: "+", with: " ").trimmingCharacters(in: .whitespaces)
         let rule = "\(field) must look like now-30d to now, to now-7d, or 2024/01/01 00:00:00 to 2024/02/01 00:00:00 (units h, d, m)"
         var parts: [String]
@@ -66,7 +68,7 @@ public struct DateRange: Sendable, Equatable {
 }
 
 /// The sort orders of the lists.
-public struct ListSort: Sendable, Equatable {
+public struct ListSort: Sendable, Hashable {
     public var column: String
     public var descending: Bool
 
@@ -83,7 +85,7 @@ public struct ListSort: Sendable, Equatable {
 
 /// What a list is filtered and sorted by: `query=name:…,user_id:…,course_id:…,state:…,region:…`, `created_at=`,
 /// `last_deployed=` and `sort=`. The wire `*.page` methods take the same strings.
-public struct ListFilter: Sendable, Equatable {
+public struct ListFilter: Sendable, Hashable {
     public var name: String?
     public var userID: String?
     public var courseID: Int64?
@@ -179,6 +181,13 @@ public struct ListFilter: Sendable, Equatable {
             filter.sort = ListSort(column: column, descending: descending)
         }
         return filter
+    }
+
+    /// The filters of a REST list's query string.
+    public static func parse(_ query: FormParameters, resource: Resource, now: Date) throws -> ListFilter {
+        try parse(
+            query: query["query"], createdAt: query["created_at"], lastDeployed: query["last_deployed"],
+            sort: query["sort"], resource: resource, now: now)
     }
 
     /// `name:` is a keyword: a case-insensitive substring.

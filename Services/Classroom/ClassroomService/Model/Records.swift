@@ -219,7 +219,7 @@ public struct ClassRecord: Sendable, Equatable {
     public var deleting: Bool
     public var region: String
 
-    public var zone: TimeZone { TimeZone(identifier: timeZone) ?? SkytapTime.utc }
+    public var zone: TimeZone { SkytapTime.zone(named: timeZone) ?? SkytapTime.utc }
     public var deleteAtEnd: Bool { endAt != nil && cleanupHours != nil }
 
     public init(

@@ -83,7 +83,7 @@ extension ClassroomRepository {
 
     /// Schedules a class of a course. The course's `class_count` goes up in the same transaction.
     public func createClass(_ draft: ClassRecord, actor: Actor, now: Date) async throws -> ClassRecord? {
-        try await database.transaction { db in
+        try await write { db in
             guard try await db.select().column("id").from("courses").where("id", .equal, draft.courseID)
                 .lockingClause(ForUpdate()).first() != nil
             else { return nil }
@@ -107,6 +107,12 @@ extension ClassroomRepository {
     }
 
     public func classes(_ filter: ListFilter, page: SkytapPage) async throws -> ([ClassRecord], Int) {
+        try await classPages.value(for: ListKey(filter: filter, count: page.count, offset: page.offset)) {
+            try await readClasses(filter, page: page)
+        }
+    }
+
+    func readClasses(_ filter: ListFilter, page: SkytapPage) async throws -> ([ClassRecord], Int) {
         let total = try await filter.applyClasses(
             to: database.sql.select().column(SQLFunction("COUNT", args: SQLLiteral.all), as: "n").from("classes")
         ).first()?.decode(column: "n", as: Int.self) ?? 0
@@ -126,7 +132,7 @@ extension ClassroomRepository {
     public func updateClass(
         _ id: Int64, actor: Actor, now: Date, _ change: @escaping @Sendable (inout ClassRecord) throws -> Void
     ) async throws -> ClassRecord? {
-        try await database.transaction { db in
+        try await write { db in
             guard var record = try await Self.lockedClass(id, on: db) else { return nil }
             try change(&record)
             record.updatedAt = now
@@ -155,7 +161,7 @@ extension ClassroomRepository {
     /// Deletes a class and its labs: labs without an environment go at once, the others once session-service has
     /// deleted their environments.
     public func deleteClass(_ id: Int64, actor: Actor, now: Date) async throws -> ClassDeletion {
-        try await database.transaction { db in
+        try await write { db in
             guard var record = try await Self.lockedClass(id, on: db) else { return .notFound }
             if !record.deleting {
                 try await Self.audit(

@@ -37,7 +37,7 @@ extension ClassroomRepository {
     public func addLabs(classID: Int64, names: [String], actor: Actor, now: Date) async throws
         -> Result<[LabRecord], LabRefusal>
     {
-        try await database.transaction { db in
+        try await write { db in
             guard var record = try await Self.lockedClass(classID, on: db) else { return .failure(.classNotFound) }
             guard !record.deleting else { return .failure(.classDeleting) }
             guard record.progress < .ended else { return .failure(.classEnded) }
@@ -111,7 +111,7 @@ extension ClassroomRepository {
     public func renameLab(_ id: Int64, to name: String, actor: Actor, now: Date) async throws
         -> Result<LabRecord, LabChangeRefusal>
     {
-        try await database.transaction { db in
+        try await write { db in
             guard var lab = try await db.select().column("*").from("labs").where("id", .equal, id)
                 .where("removed", .equal, false).lockingClause(ForUpdate()).first().map(Self.decodeLab)
             else { return .failure(.notFound) }
@@ -128,7 +128,7 @@ extension ClassroomRepository {
     }
 
     public func removeLab(_ id: Int64, actor: Actor, now: Date) async throws -> Result<Void, LabChangeRefusal> {
-        try await database.transaction { db in
+        try await write { db in
             guard let lab = try await db.select().column("*").from("labs").where("id", .equal, id)
                 .where("removed", .equal, false).lockingClause(ForUpdate()).first().map(Self.decodeLab)
             else { return .failure(.notFound) }
@@ -150,6 +150,7 @@ extension ClassroomRepository {
 
     /// Records that a student opened the lab (the first time only).
     public func markAccessed(_ id: Int64, now: Date) async throws {
+        defer { changes.bump() }
         try await database.sql.raw(
             "UPDATE labs SET first_access_at = \(bind: now) WHERE id = \(bind: id) AND first_access_at IS NULL"
         ).run()
@@ -184,7 +185,7 @@ extension ClassroomRepository {
     {
         guard !environments.isEmpty else { return }
         let settled: Set<LabState> = [.provisioned, .started, .shutDown, .deleted]
-        try await database.transaction { db in
+        try await write { db in
             var classes = Set<Int64>()
             for (lab, environment, pushed) in environments {
                 let state = environment.map(LabState.init) ?? (lab.target == .deleted ? .deleted : lab.state)
@@ -224,6 +225,7 @@ extension ClassroomRepository {
 
     /// The pending push failed: say so on the class (the push is retried on the next pass).
     public func recordPushFailure(classID: Int64, message: String, now: Date) async throws {
+        defer { changes.bump() }
         try await database.sql.update("classes").set("error_message", to: String(message.prefix(2000)))
             .set("updated_at", to: now).where("id", .equal, classID).run()
     }
@@ -257,7 +259,7 @@ extension ClassroomRepository {
         _ ids: [Int64], now: Date, templateExists: @escaping @Sendable (Int64) -> Bool
     ) async throws -> [Advance] {
         guard !ids.isEmpty else { return [] }
-        return try await database.transaction { db in
+        return try await write { db in
             let records = try await db.select().column("*").from("classes").where("id", .in, ids)
                 .where("deleting", .equal, false).orderBy("id").lockingClause(ForUpdate()).all().map(Self.decodeClass)
             var results: [Advance] = []

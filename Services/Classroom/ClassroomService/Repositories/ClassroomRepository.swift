@@ -131,8 +131,34 @@ public struct ClassroomRepository: Sendable {
     ]
 
     let database: Database
+    /// Bumped after every write this process makes (see `ClassListCache`).
+    let changes: ChangeCounter
+    /// Pages of the REST lists, kept until this process writes (SQLite only: there it is the only writer).
+    let classPages: VersionedCache<ListKey, ([ClassRecord], Int)>
+    let coursePages: VersionedCache<ListKey, ([CourseRecord], Int)>
 
-    public init(database: Database) { self.database = database }
+    struct ListKey: Hashable, Sendable {
+        var filter: ListFilter
+        var count: Int
+        var offset: Int
+    }
+
+    public init(database: Database) {
+        self.database = database
+        let changes = ChangeCounter()
+        self.changes = changes
+        classPages = VersionedCache(counter: changes, enabled: database.backend == .sqlite)
+        coursePages = VersionedCache(counter: changes, enabled: database.backend == .sqlite)
+    }
+
+    /// How many writes this process has made.
+    public var changeCount: Int { changes.value }
+
+    /// A write transaction; caches of this process's reads drop what they hold once it is done.
+    func write<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        defer { changes.bump() }
+        return try await database.transaction(body)
+    }
 
     // MARK: Ids and audit
 
@@ -195,14 +221,14 @@ public struct ClassroomRepository: Sendable {
         _ activity: AuditActivity, actor: Actor, target: (type: String, id: Int64, name: String), details: String = "",
         now: Date
     ) async throws {
-        try await database.transaction { db in
+        try await write { db in
             try await Self.audit(activity, actor: actor, target: target, details: details, now: now, on: db)
         }
     }
 
     /// Records an activity another service reports, once per `id`.
     public func record(_ params: AuditRecord.Params) async throws {
-        try await database.transaction { db in
+        try await write { db in
             if try await db.select().column("id").from("audit_events").where("external_id", .equal, params.id).first() != nil {
                 return
             }
@@ -290,7 +316,7 @@ public struct ClassroomRepository: Sendable {
     }
 
     public func createCourse(_ draft: CourseRecord, now: Date) async throws -> CourseRecord {
-        try await database.transaction { db in
+        try await write { db in
             var course = draft
             course.id = try await Self.nextID("courses", on: db)
             let columns = Self.courseColumns(course)
@@ -314,7 +340,7 @@ public struct ClassroomRepository: Sendable {
     public func updateCourse(
         _ id: Int64, actor: Actor, now: Date, _ change: @escaping @Sendable (inout CourseRecord) throws -> Void
     ) async throws -> CourseRecord? {
-        try await database.transaction { db in
+        try await write { db in
             guard let current = try await db.select().column("*").from("courses").where("id", .equal, id)
                 .lockingClause(ForUpdate()).first().map(Self.decodeCourse)
             else { return nil }
@@ -346,7 +372,7 @@ public struct ClassroomRepository: Sendable {
     }
 
     public func deleteCourse(_ id: Int64, actor: Actor, now: Date) async throws -> DeleteOutcome {
-        try await database.transaction { db in
+        try await write { db in
             guard let course = try await db.select().column("*").from("courses").where("id", .equal, id)
                 .lockingClause(ForUpdate()).first().map(Self.decodeCourse)
             else { return .notFound }
@@ -360,6 +386,12 @@ public struct ClassroomRepository: Sendable {
 
     /// A page of courses for the REST list, and how many match in all.
     public func courses(_ filter: ListFilter, page: SkytapPage) async throws -> ([CourseRecord], Int) {
+        try await coursePages.value(for: ListKey(filter: filter, count: page.count, offset: page.offset)) {
+            try await readCourses(filter, page: page)
+        }
+    }
+
+    func readCourses(_ filter: ListFilter, page: SkytapPage) async throws -> ([CourseRecord], Int) {
         let total = try await filter.applyCourses(to: database.sql.select().column(SQLFunction("COUNT", args: SQLLiteral.all), as: "n").from("courses"))
             .first()?.decode(column: "n", as: Int.self) ?? 0
         var query = filter.applyCourses(to: database.sql.select().column("*").from("courses"))

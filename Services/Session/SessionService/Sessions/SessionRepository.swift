@@ -642,13 +642,6 @@ public struct SessionRepository: Sendable {
     }
 }
 
-/// A count of writes, shared by copies of a repository.
-final class ChangeCounter: Sendable {
-    private let count = Mutex(0)
-    var value: Int { count.withLock { $0 } }
-    func bump() { count.withLock { $0 += 1 } }
-}
-
 /// The key activation tokens are derived with. It lives in the database (shared by replicas) and is loaded once
 /// the database is migrated, before the service serves.
 public final class ActivationKey: Sendable {
