@@ -2,12 +2,18 @@ import Synchronization
 
 /// Reads kept while a `ChangeCounter` has not moved: a write by this process drops them all. Only exact when this
 /// process is the database's only writer (SQLite); with replicas on PostgreSQL leave it disabled. Holds at most
-/// `capacity` entries (the oldest go first).
+/// `capacity` entries (the oldest go first). Concurrent misses of one key share one read.
 public final class VersionedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     private struct State {
         var version = -1
         var entries: [Key: Value] = [:]
         var order: [Key] = []
+        var loading: [Key: Task<Value, any Error>] = [:]
+    }
+
+    private enum Found {
+        case kept(Value)
+        case task(Task<Value, any Error>, owner: Bool)
     }
 
     public let enabled: Bool
@@ -21,23 +27,41 @@ public final class VersionedCache<Key: Hashable & Sendable, Value: Sendable>: Se
         self.capacity = max(1, capacity)
     }
 
-    /// The value for `key`: kept, or read with `load` (and kept only if nothing was written while it was read).
-    public func value(for key: Key, load: () async throws -> Value) async rethrows -> Value {
+    /// The value for `key`: kept, being read by another caller, or read now with `load` (and kept only if nothing
+    /// was written while it was read).
+    public func value(for key: Key, load: @escaping @Sendable () async throws -> Value) async throws -> Value {
         guard enabled else { return try await load() }
         let version = counter.value
-        if let kept = state.withLock({ $0.version == version ? $0.entries[key] : nil }) { return kept }
-        let value = try await load()
-        state.withLock { state in
-            guard counter.value == version else { return }
+        let found: Found = state.withLock { state in
             if state.version != version {
-                state = State()
                 state.version = version
+                state.entries = [:]
+                state.order = []
+                state.loading = [:]
             }
-            if state.entries.updateValue(value, forKey: key) == nil {
-                state.order.append(key)
-                if state.order.count > capacity { state.entries[state.order.removeFirst()] = nil }
-            }
+            if let kept = state.entries[key] { return .kept(kept) }
+            if let task = state.loading[key] { return .task(task, owner: false) }
+            let task = Task { try await load() }
+            state.loading[key] = task
+            return .task(task, owner: true)
         }
-        return value
+        switch found {
+        case .kept(let value):
+            return value
+        case .task(let task, let owner):
+            let result = await task.result
+            if owner {
+                state.withLock { state in
+                    guard state.version == version else { return }
+                    state.loading[key] = nil
+                    guard case .success(let value) = result, counter.value == version else { return }
+                    if state.entries.updateValue(value, forKey: key) == nil {
+                        state.order.append(key)
+                        if state.order.count > capacity { state.entries[state.order.removeFirst()] = nil }
+                    }
+                }
+            }
+            return try result.get()
+        }
     }
 }
