@@ -107,12 +107,22 @@ public indirect enum JSONValue: Sendable, Equatable, ExpressibleByStringLiteral,
 extension JSONResponse {
     /// A JSON response of a hand-built document.
     public static func make(json: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        make(body: body(json), status: status, headers: headers)
+    }
+
+    /// A JSON response of a body rendered before (see `body(_:)`).
+    public static func make(body: ByteBuffer, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
         var fields = headers
         fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: body))
+    }
+
+    /// The rendered bytes of a document.
+    public static func body(_ json: JSONValue) -> ByteBuffer {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(1024)
         json.write(to: &bytes)
-        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        return ByteBuffer(bytes: bytes)
     }
 }
 

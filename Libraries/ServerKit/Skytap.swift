@@ -151,7 +151,7 @@ public struct SkytapParameters: Sendable, Equatable {
 }
 
 /// Skytap list paging: `count` and `offset` in, `Content-Range` and `Link` out.
-public struct SkytapPage: Sendable, Equatable {
+public struct SkytapPage: Sendable, Hashable {
     public var count: Int
     public var offset: Int
 

@@ -53,10 +53,10 @@ struct ClassesController: Sendable {
         let query = request.query
         let filter = try ListFilter.parse(query, resource: .classes, now: dependencies.now())
         let paging = try SkytapPage(query)
-        let (classes, total) = try await dependencies.repository.classes(filter, page: paging)
-        return JSONResponse.make(
-            json: .array(classes.map { representations.klass($0, caller: caller) }),
-            headers: paging.headers(returned: classes.count, total: total, request: request))
+        return try await dependencies.list(request, caller: caller, filter: filter, page: paging) { [dependencies, representations] in
+            let (classes, total) = try await dependencies.repository.classes(filter, page: paging)
+            return (.array(classes.map { representations.klass($0, caller: caller) }), classes.count, total)
+        }
     }
 
     @Sendable func show(_ request: Request, context: BasicRequestContext) async throws -> Response {

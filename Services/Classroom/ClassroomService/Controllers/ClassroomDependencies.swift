@@ -2,6 +2,8 @@ import Contracts
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
+import HTTPTypes
 import ServerKit
 
 /// Everything classroom-service's REST and wire handlers use: built once by the composition root, and by tests with a
@@ -30,6 +32,8 @@ public struct ClassroomDependencies: Sendable {
     public var settings: Settings
     public var now: @Sendable () -> Date
     public var logger: Logger
+    /// List pages as sent, per caller, until this process writes (SQLite only, like the repository's page cache).
+    let renderedLists: VersionedCache<RenderedListKey, RenderedList>
 
     public init(
         repository: ClassroomRepository, portal: PortalCache, labs: LabPeer, authenticator: any Authenticating,
@@ -43,6 +47,8 @@ public struct ClassroomDependencies: Sendable {
         self.settings = settings
         self.now = now
         self.logger = logger
+        renderedLists = VersionedCache(
+            counter: repository.changes, enabled: repository.database.backend == .sqlite, capacity: 128)
     }
 
     /// The caller of a Classrooms path: a user with `classrooms_access`, or an admin.
@@ -57,6 +63,41 @@ public struct ClassroomDependencies: Sendable {
     /// The catalog's templates, by id.
     func templates() async throws -> [String: Template] {
         Template.all(in: try await portal.current())
+    }
+}
+
+/// A list page as one caller is sent it (the body depends on the caller through `can_edit`).
+struct RenderedListKey: Hashable, Sendable {
+    var path: String
+    var query: String
+    var filter: ListFilter
+    var page: SkytapPage
+    var caller: String
+    var admin: Bool
+    /// Anything else the body depends on.
+    var variant: String
+}
+
+struct RenderedList: Sendable {
+    var body: ByteBuffer
+    var headers: HTTPFields
+}
+
+extension ClassroomDependencies {
+    /// A list page: kept as sent while nothing is written, else read and rendered.
+    func list(
+        _ request: Request, caller: AuthenticatedUser, filter: ListFilter, page: SkytapPage, variant: String = "",
+        render: @escaping @Sendable () async throws -> (JSONValue, returned: Int, total: Int)
+    ) async throws -> Response {
+        let key = RenderedListKey(
+            path: request.uri.path, query: request.uri.query ?? "", filter: filter, page: page, caller: caller.id,
+            admin: caller.isAdmin, variant: variant)
+        let rendered = try await renderedLists.value(for: key) {
+            let (json, returned, total) = try await render()
+            return RenderedList(
+                body: JSONResponse.body(json), headers: page.headers(returned: returned, total: total, request: request))
+        }
+        return JSONResponse.make(body: rendered.body, headers: rendered.headers)
     }
 }
 

@@ -70,11 +70,14 @@ struct CoursesController: Sendable {
         let query = request.query
         let filter = try ListFilter.parse(query, resource: .courses, now: dependencies.now())
         let paging = try SkytapPage(query)
-        let (courses, total) = try await dependencies.repository.courses(filter, page: paging)
         let templates = (try? await dependencies.templates()) ?? [:]
-        return JSONResponse.make(
-            json: .array(courses.map { representations.course($0, templates: templates, caller: caller) }),
-            headers: paging.headers(returned: courses.count, total: total, request: request))
+        // The templates are part of the body (template_missing, templates): a change of the catalog is a new key.
+        let catalog = templates.keys.sorted().joined(separator: ",")
+        return try await dependencies.list(request, caller: caller, filter: filter, page: paging, variant: catalog) {
+            [dependencies, representations] in
+            let (courses, total) = try await dependencies.repository.courses(filter, page: paging)
+            return (.array(courses.map { representations.course($0, templates: templates, caller: caller) }), courses.count, total)
+        }
     }
 
     @Sendable func show(_ request: Request, context: BasicRequestContext) async throws -> Response {
@@ -146,10 +149,11 @@ struct CoursesController: Sendable {
         var filter = try ListFilter.parse(query, resource: .classes, now: dependencies.now())
         filter.courseID = course.id
         let paging = try SkytapPage(query)
-        let (classes, total) = try await dependencies.repository.classes(filter, page: paging)
-        return JSONResponse.make(
-            json: .array(classes.map { representations.klass($0, caller: caller) }),
-            headers: paging.headers(returned: classes.count, total: total, request: request))
+        return try await dependencies.list(request, caller: caller, filter: filter, page: paging) {
+            [dependencies, representations, filter] in
+            let (classes, total) = try await dependencies.repository.classes(filter, page: paging)
+            return (.array(classes.map { representations.klass($0, caller: caller) }), classes.count, total)
+        }
     }
 
     @Sendable func schedule(_ request: Request, context: BasicRequestContext) async throws -> Response {
