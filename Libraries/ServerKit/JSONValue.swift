@@ -56,16 +56,16 @@ public indirect enum JSONValue: Sendable, Equatable, ExpressibleByStringLiteral,
         case .array(let values):
             output.append(UInt8(ascii: "["))
             for (index, value) in values.enumerated() {
-                if index > 0 { output.append(contentsOf: ", ".utf8) }
+                if index > 0 { output.append(UInt8(ascii: ",")) }
                 value.write(to: &output)
             }
             output.append(UInt8(ascii: "]"))
         case .object(let members):
             output.append(UInt8(ascii: "{"))
             for (index, (key, value)) in members.enumerated() {
-                if index > 0 { output.append(contentsOf: ", ".utf8) }
+                if index > 0 { output.append(UInt8(ascii: ",")) }
                 Self.writeString(key, to: &output)
-                output.append(contentsOf: ": ".utf8)
+                output.append(UInt8(ascii: ":"))
                 value.write(to: &output)
             }
             output.append(UInt8(ascii: "}"))

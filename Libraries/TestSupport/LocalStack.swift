@@ -14,6 +14,8 @@ public final class LocalStack: @unchecked Sendable {
         "catalog": ["session"], "session": ["catalog", "classroom"], "classroom": ["session", "catalog"],
         "report": ["classroom", "session"],
     ]
+    /// Peers a service calls but does not need to be ready (session-service queues audit activities for classroom).
+    public static let optionalPeers: [String: Set<String>] = ["session": ["classroom"]]
 
     public let home: String
     public private(set) var httpPorts: [String: Int] = [:]
