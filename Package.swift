@@ -45,6 +45,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -119,7 +120,12 @@ let package = Package(
             name: "ClassroomService", dependencies: serviceLibraryDependencies, path: "Services/Classroom/ClassroomService"),
         .executableTarget(
             name: "classroom-service", dependencies: ["ClassroomService", "ServerKit"], path: "Services/Classroom/classroom-service"),
-        .target(name: "ReportService", dependencies: serviceLibraryDependencies, path: "Services/Report/ReportService"),
+        .target(
+            name: "ReportService",
+            dependencies: serviceLibraryDependencies + [
+                sqlKit, nioCore, nioPosix, nioExtras, .product(name: "CompressNIO", package: "compress-nio"),
+            ],
+            path: "Services/Report/ReportService"),
         .executableTarget(name: "report-service", dependencies: ["ReportService", "ServerKit"], path: "Services/Report/report-service"),
 
         // MARK: Benchmarks

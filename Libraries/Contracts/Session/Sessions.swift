@@ -81,3 +81,56 @@ public enum SessionsOverview {
         }
     }
 }
+
+/// `sessions.page`: workshop sessions for the sessions report, keyset-paged (oldest first), with the filters of the
+/// report (`query=state:…,environment:…,user:…`, `created_at=<range>`).
+public enum SessionsPage {
+    public static let method = "sessions.page"
+
+    public struct Filters: Sendable, Equatable, Codable {
+        public var query: String?
+        public var createdAt: String?
+
+        public init(query: String? = nil, createdAt: String? = nil) {
+            self.query = query
+            self.createdAt = createdAt
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case query
+            case createdAt = "created_at"
+        }
+    }
+}
+
+/// A workshop session as the sessions report lists it.
+public struct SessionItem: Sendable, Equatable, Codable {
+    public var name: String
+    public var environment: String
+    public var workshop: String
+    public var state: SessionState
+    public var user: String?
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var expiresAt: Date?
+    public var stoppedAt: Date?
+    public var url: String?
+    public var errorMessage: String?
+
+    public init(
+        name: String, environment: String, workshop: String, state: SessionState, user: String?, createdAt: Date,
+        startedAt: Date?, expiresAt: Date?, stoppedAt: Date?, url: String?, errorMessage: String?
+    ) {
+        self.name = name
+        self.environment = environment
+        self.workshop = workshop
+        self.state = state
+        self.user = user
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.expiresAt = expiresAt
+        self.stoppedAt = stoppedAt
+        self.url = url
+        self.errorMessage = errorMessage
+    }
+}

@@ -108,6 +108,10 @@ public enum SessionApplication {
         ) { (params: SessionsOverview.Params, _) -> SessionsOverview.Result in
             try await overview(dependencies, includeSessions: params.includeSessions)
         }
+        router.register(SessionsPage.method, allowed: .only([ServiceName.report.rawValue, "admin"])) {
+            (params: PageRequest<SessionsPage.Filters>, _) -> Page<SessionItem> in
+            try await SessionPages.page(params, database: dependencies.sessions.database, now: dependencies.now())
+        }
         let classroom = WireCallers.only([ServiceName.classroom.rawValue, "admin"])
         router.register(LabsApply.method, allowed: classroom) { (params: LabsApply.Params, _) -> LabsApply.Result in
             let environment = try await applyLab(params, dependencies)

@@ -3,62 +3,7 @@ import Foundation
 import ServerKit
 import SQLKit
 
-/// A time range of a list filter: `now-Nh|d|m to now`, `to now-Nd`, `<timestamp> to <timestamp>`. (`+` in a query
-/// string is a space once decoded; a literal `+to+` is accepted too.)
-public struct DateRange: Sendable, Hashable {
-    public var from: Date?
-    public var to: Date?
-
-    public init(from: Date?, to: Date?) {
-        self.from = from
-        self.to = to
-    }
-
-    public static func parse(_ text: String, field: String, now: Date, timeZone: TimeZone) throws -> DateRange {
-        // Whole seconds: the same range within a second (a list read again is then the same query).
-        let now = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
-        let normalized = text.replacingOccurrences(of: "+", with: " ").trimmingCharacters(in: .whitespaces)
-        let rule = "\(field) must look like now-30d to now, to now-7d, or 2024/01/01 00:00:00 to 2024/02/01 00:00:00 (units h, d, m)"
-        var parts: [String]
-        if normalized.hasPrefix("to ") {
-            parts = ["", String(normalized.dropFirst(3))]
-        } else {
-            parts = normalized.components(separatedBy: " to ")
-        }
-        guard parts.count == 2 else { throw ServiceFailure(.badRequest, rule, field: field) }
-        parts = parts.map { $0.trimmingCharacters(in: .whitespaces) }
-        func point(_ text: String) throws -> Date? {
-            if text.isEmpty { return nil }
-            if text == "now" { return now }
-            if text.hasPrefix("now-") {
-                let amount = text.dropFirst(4)
-                guard let unit = amount.last, let value = Int(amount.dropLast()), value >= 0, value <= 100_000 else {
-                    throw ServiceFailure(.badRequest, rule, field: field)
-                }
-                var calendar = Calendar(identifier: .gregorian)
-                calendar.timeZone = timeZone
-                switch unit {
-                case "h": return now.addingTimeInterval(-Double(value) * 3600)
-                case "d": return now.addingTimeInterval(-Double(value) * 86_400)
-                case "m":
-                    guard let date = calendar.date(byAdding: .month, value: -value, to: now) else {
-                        throw ServiceFailure(.badRequest, rule, field: field)
-                    }
-                    return date
-                default: throw ServiceFailure(.badRequest, rule, field: field)
-                }
-            }
-            guard let date = SkytapTime.parse(text, in: timeZone) else { throw ServiceFailure(.badRequest, rule, field: field) }
-            return date
-        }
-        let range = DateRange(from: try point(parts[0]), to: try point(parts[1]))
-        guard range.from != nil || range.to != nil else { throw ServiceFailure(.badRequest, rule, field: field) }
-        if let from = range.from, let to = range.to, from > to {
-            throw ServiceFailure(.badRequest, "\(field): the range ends before it starts", field: field)
-        }
-        return range
-    }
-
+extension DateRange {
     func apply(to query: SQLSelectBuilder, column: String) -> SQLSelectBuilder {
         var query = query
         if let from { query = query.where(SQLIdentifier(column), .greaterThanOrEqual, SQLBind(from)) }

@@ -1,0 +1,319 @@
+import Contracts
+import Foundation
+import Logging
+import NIOCore
+import ServerKit
+import ServiceLifecycle
+import Wire
+
+/// Runs export jobs: claims one (a lease, so no job runs twice), streams its rows page → CSV → gzip → blob store with
+/// bounded memory, and marks it ready (or failed, with a message a person can act on). Also deletes reports past
+/// their retention and sends the "report ready" emails. Up to `workers` jobs run at once in each replica.
+public final class ExportRunner: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var interval: Duration = .seconds(1)
+        public var lease: TimeInterval = 30
+        public var workers = 2
+        public var pageSize = 1000
+        /// CSV bytes per gzip member.
+        public var blockSize = 1 << 20
+        public var gzipLevel: Int32 = 6
+        /// Blocks compressed at once.
+        public var compressors = 2
+        public var retention: TimeInterval = 15 * 60
+        public var emailRetention: TimeInterval = 7 * 86_400
+        /// Tries of one page before the job fails, with waits of `retryBase` × 1, 2, 4, … between them (about 30 s
+        /// in all by default).
+        public var pageAttempts = 6
+        public var retryBase: Duration = .seconds(1)
+        public var holder = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8))"
+
+        public init() {}
+    }
+
+    let repository: ExportRepository
+    let blobs: any BlobStore
+    let data: DataPeer
+    let mailer: Mailer?
+    let publicURL: String
+    let configuration: Configuration
+    let now: @Sendable () -> Date
+    let logger: Logger
+    private let wakeups = WakeSignal()
+
+    public init(
+        repository: ExportRepository, blobs: any BlobStore, data: DataPeer, mailer: Mailer?, publicURL: String,
+        configuration: Configuration = .init(), now: @escaping @Sendable () -> Date, logger: Logger
+    ) {
+        self.repository = repository
+        self.blobs = blobs
+        self.data = data
+        self.mailer = mailer
+        self.publicURL = publicURL
+        self.configuration = configuration
+        self.now = now
+        self.logger = logger
+    }
+
+    static func blobKey(_ id: Int64) -> String { "export-\(id)" }
+
+    func url(_ record: ExportRecord) -> String { "\(publicURL)\(record.kind.path)/\(record.id)" }
+
+    /// A new job is queued: look now.
+    public func wake() { wakeups.signal() }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                for worker in 0..<max(1, configuration.workers) {
+                    group.addTask { await self.work(worker) }
+                }
+                group.addTask { await self.housekeeping() }
+            }
+        } onGracefulShutdown: { [wakeups] in
+            wakeups.signal()
+        }
+    }
+
+    private var stopping: Bool { Task.isCancelled || Task.isShuttingDownGracefully }
+
+    private func work(_ worker: Int) async {
+        while !stopping {
+            do {
+                if try await runNext() { continue }
+            } catch {
+                logger.error("export worker failed", metadata: ["worker": "\(worker)", "error": "\(error)"])
+            }
+            await wakeups.wait(for: configuration.interval)
+            if !stopping { wakeups.signal() }  // wake the other workers too
+        }
+    }
+
+    private func housekeeping() async {
+        while !stopping {
+            do {
+                try await purge()
+                try await sendEmails()
+            } catch {
+                logger.warning("export housekeeping failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(5))
+        }
+    }
+
+    /// One pass for tests: runs every job that can be claimed, then housekeeping.
+    public func pass() async throws {
+        while try await runNext() {}
+        try await sendEmails()
+        try await purge()
+    }
+
+    /// Claims and runs one job; false when there is none.
+    @discardableResult
+    public func runNext() async throws -> Bool {
+        guard let record = try await repository.claim(holder: configuration.holder, lease: configuration.lease, now: now())
+        else { return false }
+        logger.info(
+            "export started",
+            metadata: ["export": "\(record.id)", "kind": "\(record.kind.rawValue)", "attempt": "\(record.attempts)"])
+        await run(record)
+        return true
+    }
+
+    // MARK: One job
+
+    enum Outcome {
+        case done(rows: Int, bytes: Int)
+        case lostLease
+    }
+
+    func run(_ record: ExportRecord) async {
+        let started = ContinuousClock.now
+        do {
+            switch try await stream(record) {
+            case .done(let rows, let bytes):
+                let retention = record.notifyByEmail ? configuration.emailRetention : configuration.retention
+                let expires = now().addingTimeInterval(retention)
+                if try await repository.finish(
+                    record.id, holder: configuration.holder, rows: rows, bytes: bytes, expiresAt: expires, now: now())
+                {
+                    logger.info(
+                        "export ready",
+                        metadata: [
+                            "export": "\(record.id)", "rows": "\(rows)", "bytes": "\(bytes)",
+                            "seconds": "\(ContinuousClock.now - started)",
+                        ])
+                    if record.notifyByEmail { try? await sendEmails() }
+                }
+            case .lostLease:
+                logger.warning("export lease lost; another runner has it", metadata: ["export": "\(record.id)"])
+            }
+        } catch is CancellationError {
+            // Shutting down: give the job back so that the next runner starts it at once.
+            try? await repository.release(record.id, holder: configuration.holder, retryAt: now(), message: nil, now: now())
+            logger.info("export handed back at shutdown", metadata: ["export": "\(record.id)"])
+        } catch let failure as ExportFailure {
+            logger.error("export failed", metadata: ["export": "\(record.id)", "error": "\(failure.message)"])
+            try? await repository.fail(
+                record.id, holder: configuration.holder, message: failure.message,
+                expiresAt: now().addingTimeInterval(configuration.retention), now: now())
+        } catch {
+            logger.error("export failed", metadata: ["export": "\(record.id)", "error": "\(error)"])
+            try? await repository.fail(
+                record.id, holder: configuration.holder, message: "the export failed: \(error)",
+                expiresAt: now().addingTimeInterval(configuration.retention), now: now())
+        }
+    }
+
+    struct ExportFailure: Error {
+        var message: String
+    }
+
+    /// Pages → CSV → gzip members (compressed `compressors` at a time, written in order) → the blob.
+    func stream(_ record: ExportRecord) async throws -> Outcome {
+        let key = Self.blobKey(record.id)
+        let writer: any BlobWriter
+        do {
+            writer = try await blobs.create(key)
+        } catch {
+            throw ExportFailure(message: "\(error)")
+        }
+        var completed = false
+        defer {
+            if !completed { Task { await writer.abort() } }
+        }
+        let level = configuration.gzipLevel
+        var csv = CSVWriter(capacity: configuration.blockSize + 64 * 1024)
+        csv.write(record.kind.columns)
+        var pending: [Task<ByteBuffer, any Error>] = []
+        var bytes = 0
+        var rows = 0
+        var cursor: String?
+        var lastBeat = ContinuousClock.now
+
+        func drain(keeping: Int) async throws {
+            while pending.count > keeping {
+                let member = try await pending.removeFirst().value
+                bytes += member.readableBytes
+                do {
+                    try await writer.write(member)
+                } catch {
+                    throw ExportFailure(message: "\(error)")
+                }
+            }
+        }
+        func submit() async throws {
+            let block = csv.buffer
+            csv.buffer.clear()
+            pending.append(Task { try Gzip.member(block, level: level) })
+            try await drain(keeping: configuration.compressors)
+        }
+
+        repeat {
+            try Task.checkCancellation()
+            let page = try await fetch(record, cursor: cursor, rowsSoFar: rows)
+            for row in page.rows {
+                csv.write(row)
+                if csv.buffer.readableBytes >= configuration.blockSize { try await submit() }
+            }
+            rows += page.rows.count
+            cursor = page.next
+            if ContinuousClock.now - lastBeat > .seconds(2) {
+                lastBeat = ContinuousClock.now
+                guard try await repository.heartbeat(
+                    record.id, holder: configuration.holder, rows: rows, lease: configuration.lease, now: now())
+                else { return .lostLease }
+            }
+        } while cursor != nil
+        if csv.buffer.readableBytes > 0 { try await submit() }
+        try await drain(keeping: 0)
+        do {
+            try await writer.finish()
+        } catch {
+            throw ExportFailure(message: "\(error)")
+        }
+        completed = true
+        return .done(rows: rows, bytes: bytes)
+    }
+
+    /// One page, retried while the peer is unavailable (waits of 1, 2, 4, … s); a refusal fails the job at once.
+    func fetch(_ record: ExportRecord, cursor: String?, rowsSoFar: Int) async throws -> (rows: [[String?]], next: String?) {
+        let peer = record.kind == .sessions ? "session-service" : "classroom-service"
+        var attempt = 0
+        while true {
+            do {
+                return try await data.fetch(record.kind, record.filters, cursor, configuration.pageSize)
+            } catch let error as WireError {
+                let transient = [WireError.Code.unavailable.rawValue, WireError.Code.deadlineExceeded.rawValue,
+                                 WireError.Code.internal.rawValue].contains(error.code)
+                guard transient else {
+                    throw ExportFailure(message: "\(peer) refused the export: \(error.message)")
+                }
+                attempt += 1
+                guard attempt < configuration.pageAttempts else {
+                    throw ExportFailure(
+                        message: "\(peer) could not be reached (\(error.message)); the export stopped after \(rowsSoFar) rows. Ask for the report again once \(peer) is back.")
+                }
+                let wait = configuration.retryBase * (1 << min(attempt - 1, 5))
+                logger.warning(
+                    "export page failed; retrying",
+                    metadata: ["export": "\(record.id)", "peer": "\(peer)", "error": "\(error.message)", "retry_in_s": "\(wait)"])
+                _ = try? await repository.heartbeat(
+                    record.id, holder: configuration.holder, rows: rowsSoFar,
+                    lease: configuration.lease + Double(wait.components.seconds), now: now())
+                try await Task.sleep(for: wait)
+            } catch let failure as ServiceFailure {
+                throw ExportFailure(message: "\(peer) refused the export: \(failure.publicMessage)")
+            }
+        }
+    }
+
+    // MARK: Housekeeping
+
+    /// Deletes reports past their retention: the file first, then the row (a poll then answers 404).
+    public func purge() async throws {
+        for record in try await repository.expired(now: now(), limit: 500) {
+            try await blobs.delete(Self.blobKey(record.id))
+            try await repository.delete(record.id)
+            logger.info("export deleted after its retention", metadata: ["export": "\(record.id)"])
+        }
+    }
+
+    /// Sends the emails of ready reports that asked for one.
+    public func sendEmails() async throws {
+        guard let mailer else { return }
+        for record in try await repository.unsentEmails(limit: 50) {
+            do {
+                try await mailer.send(record, url: url(record))
+                try await repository.markEmailed(record.id, now: now())
+                logger.info("export email sent", metadata: ["export": "\(record.id)", "to": "\(record.ownerEmail)"])
+            } catch {
+                logger.warning("export email not sent; will retry", metadata: ["export": "\(record.id)", "error": "\(error)"])
+                return
+            }
+        }
+    }
+}
+
+/// The "your report is ready" email.
+public struct Mailer: Sendable {
+    public var client: SMTPClient
+
+    public init(client: SMTPClient) { self.client = client }
+
+    func send(_ record: ExportRecord, url: String) async throws {
+        let expires = record.expiresAt.map { SkytapTime.string($0) } ?? "—"
+        let body = """
+            Your \(record.kind.rawValue) report \(record.id) is ready (\(record.rows) rows).
+
+            Download it: \(url).csv
+
+            It is kept until \(expires).
+            """
+        try await client.send(
+            to: record.ownerEmail,
+            message: SMTPClient.message(
+                from: client.settings.from, to: record.ownerEmail, subject: "Your \(record.kind.rawValue) report is ready",
+                body: body))
+    }
+}
