@@ -164,6 +164,10 @@ let package = Package(
             dependencies: ["SessionService", "TestSupport", "Contracts", "ServerKit", "Storage", hummingbird, hummingbirdTesting],
             path: "Tests/SessionServiceTests"),
         .testTarget(
+            name: "ReportServiceTests",
+            dependencies: ["ReportService", "TestSupport", "Contracts", "ServerKit", "Storage", "Wire", hummingbird, hummingbirdTesting],
+            path: "Tests/ReportServiceTests"),
+        .testTarget(
             name: "ClassroomServiceTests",
             dependencies: ["ClassroomService", "TestSupport", "Contracts", "ServerKit", "Storage", "Wire", hummingbird, hummingbirdTesting],
             path: "Tests/ClassroomServiceTests"),

@@ -38,9 +38,8 @@ struct ExportsController: Sendable {
         for path in ["/auditing/exports", "/auditing/exports.json"] {
             router.post(RouterPath(path)) { request, context in try await create(.audit, request, context) }
         }
-        for path in ["/workshops/sessions/exports", "/workshops/sessions/exports/"] {
-            router.post(RouterPath(path)) { request, context in try await create(.sessions, request, context) }
-        }
+        // With or without the trailing slash (the router treats them alike).
+        router.post("/workshops/sessions/exports") { request, context in try await create(.sessions, request, context) }
         for kind in ExportKind.allCases {
             router.get(RouterPath("\(kind.path)/:file")) { request, context in try await show(kind, request, context) }
         }
