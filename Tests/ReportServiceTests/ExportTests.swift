@@ -302,3 +302,64 @@ struct CSVGzipTests {
         }
     }
 }
+
+@Suite("Report emails through a real SMTP server")
+struct ReportEmailTests {
+    @Test("notify_by_email: the requester gets the link once the report is ready, kept 7 days")
+    func email() async throws {
+        guard let python = SMTPSink.python else {
+            #expect(!SMTPSink.required, "python3-aiosmtpd is required in this run but is missing")
+            return
+        }
+        let sink = try await SMTPSink(python: python)
+        defer { sink.stop() }
+        let mailer = Mailer(client: SMTPClient(settings: .init(host: "127.0.0.1", port: sink.port, from: "reports@labs.example.com")))
+        try await ReportHarness.with(mailer: mailer) { harness in
+            harness.data.state.withLock { $0.rows[.classes] = StubData.rows(9, kind: .classes) }
+            try await harness.application().test(.router) { client in
+                let created = try await client.send(.post, "/v2/classes/exports.json?notify_by_email=1")
+                #expect(created.object["notify_by_email"] as? Bool == true)
+                #expect(created.object["email"] as? String == "alice@example.com")
+                let id = try #require(created.object["id"] as? String)
+                try await harness.dependencies.runner.pass()
+                let messages = sink.messages()
+                #expect(messages.count == 1)
+                let message = try #require(messages.first)
+                #expect(message.contains("X-Envelope-To: alice@example.com"))
+                #expect(message.contains("Subject: Your classes report is ready"))
+                #expect(message.contains("https://labs.example.com/v2/classes/exports/\(id).csv"))
+                // Sent once.
+                try await harness.dependencies.runner.pass()
+                #expect(sink.messages().count == 1)
+                // Kept for a week.
+                harness.clock.advance(seconds: 6 * 86_400)
+                #expect(try await client.send(.get, "/v2/classes/exports/\(id).json").status == .ok)
+                harness.clock.advance(seconds: 86_401)
+                #expect(try await client.send(.get, "/v2/classes/exports/\(id).json").status == .notFound)
+            }
+        }
+    }
+
+    @Test("a mail server that is down does not lose the email: it is sent once the server answers")
+    func retry() async throws {
+        guard let python = SMTPSink.python else {
+            #expect(!SMTPSink.required, "python3-aiosmtpd is required in this run but is missing")
+            return
+        }
+        let port = try await freeLoopbackPort()
+        let mailer = Mailer(client: SMTPClient(settings: .init(host: "127.0.0.1", port: port, from: "r@labs.example.com", timeout: .seconds(3))))
+        try await ReportHarness.with(mailer: mailer) { harness in
+            try await harness.application().test(.router) { client in
+                let id = try #require(try await client.send(.post, "/v2/classes/exports.json?notify_by_email=1").object["id"] as? String)
+                try await harness.dependencies.runner.pass()
+                #expect(try await client.send(.get, "/v2/classes/exports/\(id).json").object["ready"] as? Bool == true)
+                #expect(try await harness.dependencies.repository.export(Int64(id)!)?.emailedAt == nil)
+                let sink = try await SMTPSink(python: python, port: port)
+                defer { sink.stop() }
+                try await harness.dependencies.runner.sendEmails()
+                #expect(sink.messages().count == 1)
+                #expect(try await harness.dependencies.repository.export(Int64(id)!)?.emailedAt != nil)
+            }
+        }
+    }
+}
