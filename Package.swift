@@ -174,7 +174,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "TestSupport", "Wire", "Contracts", nioCore, nioPosix, nioSSL, logging,
+                "TestSupport", "Wire", "Contracts", "Storage", sqlKit, nioCore, nioPosix, nioSSL, logging,
             ],
             path: "Tests/IntegrationTests"),
     ],

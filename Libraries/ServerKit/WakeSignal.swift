@@ -1,6 +1,7 @@
 import Synchronization
 
-/// Wakes a sleeping loop early. A signal that comes while nobody waits is kept for the next wait.
+/// Wakes a sleeping loop early. A signal that comes while nobody waits is kept for the next wait. Meant for one
+/// loop: each waiter's own timeout is a signal too, so a second concurrent waiter would see the first one's.
 public final class WakeSignal: Sendable {
     private struct State {
         var pending = false
@@ -36,6 +37,7 @@ public final class WakeSignal: Sendable {
                         state.pending = false
                         return true
                     }
+                    precondition(state.waiter == nil, "WakeSignal has one waiter at a time; give each loop its own")
                     state.waiter = continuation
                     return false
                 }

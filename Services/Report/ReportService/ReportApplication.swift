@@ -17,6 +17,7 @@ public enum ReportApplication {
         defaults: [
             "reports.blob_store": "directory", "reports.workers": "2", "reports.retention_s": "900",
             "reports.email_retention_s": "604800", "reports.max_unfinished": "100", "reports.gzip_level": "6",
+            "reports.page_size": "1000", "reports.block_kb": "1024",
             "smtp.port": "25", "smtp.from": "labportal@localhost",
         ])
 
@@ -46,6 +47,8 @@ public enum ReportApplication {
         runnerConfiguration.emailRetention = TimeInterval(
             try reader.requireInt("reports.email_retention_s", in: 1...31_536_000))
         runnerConfiguration.gzipLevel = Int32(try reader.requireInt("reports.gzip_level", in: 1...9))
+        runnerConfiguration.pageSize = try reader.requireInt("reports.page_size", in: 1...1000)
+        runnerConfiguration.blockSize = try reader.requireInt("reports.block_kb", in: 16...65_536) * 1024
         var mailer: Mailer?
         if let host = reader.optionalString("smtp.host"), !host.isEmpty {
             mailer = Mailer(

@@ -39,7 +39,8 @@ public final class ExportRunner: Service, Sendable {
     let configuration: Configuration
     let now: @Sendable () -> Date
     let logger: Logger
-    private let wakeups = WakeSignal()
+    /// One per worker (a WakeSignal has one waiter at a time).
+    private let wakeups: [WakeSignal]
 
     public init(
         repository: ExportRepository, blobs: any BlobStore, data: DataPeer, mailer: Mailer?, publicURL: String,
@@ -53,6 +54,7 @@ public final class ExportRunner: Service, Sendable {
         self.configuration = configuration
         self.now = now
         self.logger = logger
+        wakeups = (0..<max(1, configuration.workers)).map { _ in WakeSignal() }
     }
 
     static func blobKey(_ id: Int64) -> String { "export-\(id)" }
@@ -60,7 +62,9 @@ public final class ExportRunner: Service, Sendable {
     func url(_ record: ExportRecord) -> String { "\(publicURL)\(record.kind.path)/\(record.id)" }
 
     /// A new job is queued: look now.
-    public func wake() { wakeups.signal() }
+    public func wake() {
+        for signal in wakeups { signal.signal() }
+    }
 
     public func run() async throws {
         await withGracefulShutdownHandler {
@@ -71,7 +75,7 @@ public final class ExportRunner: Service, Sendable {
                 group.addTask { await self.housekeeping() }
             }
         } onGracefulShutdown: { [wakeups] in
-            wakeups.signal()
+            for signal in wakeups { signal.signal() }
         }
     }
 
@@ -84,8 +88,7 @@ public final class ExportRunner: Service, Sendable {
             } catch {
                 logger.error("export worker failed", metadata: ["worker": "\(worker)", "error": "\(error)"])
             }
-            await wakeups.wait(for: configuration.interval)
-            if !stopping { wakeups.signal() }  // wake the other workers too
+            await wakeups[worker].wait(for: configuration.interval)
         }
     }
 
@@ -189,7 +192,8 @@ public final class ExportRunner: Service, Sendable {
         var bytes = 0
         var rows = 0
         var cursor: String?
-        var lastBeat = ContinuousClock.now
+        // The first page's progress shows at once; then every 2 s.
+        var lastBeat = ContinuousClock.now - .seconds(10)
 
         func drain(keeping: Int) async throws {
             while pending.count > keeping {
@@ -210,7 +214,8 @@ public final class ExportRunner: Service, Sendable {
         }
 
         repeat {
-            try Task.checkCancellation()
+            // A shutdown hands the job back at once (the next runner starts it again) rather than finishing it.
+            if Task.isCancelled || Task.isShuttingDownGracefully { throw CancellationError() }
             let page = try await fetch(record, cursor: cursor, rowsSoFar: rows)
             for row in page.rows {
                 csv.write(row)
