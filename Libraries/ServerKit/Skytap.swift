@@ -335,10 +335,11 @@ public struct DateRange: Sendable, Hashable {
     public static func parse(_ text: String, field: String, now: Date, timeZone: TimeZone) throws -> DateRange {
         // Whole seconds: the same range within a second (a list read again is then the same query).
         let now = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
-        let normalized = text.replacingOccurrences(of: "+", with: " ").trimmingCharacters(in: .whitespaces)
+        // `+` is a space in the seed's syntax (`now-30d+to+now`), except in a time's UTC offset (`… +0100`).
+        let normalized = text.replacingOccurrences(of: "+to+", with: " to ").trimmingCharacters(in: .whitespaces)
         let rule = "\(field) must look like now-30d to now, to now-7d, or 2024/01/01 00:00:00 to 2024/02/01 00:00:00 (units h, d, m)"
         var parts: [String]
-        if normalized.hasPrefix("to ") {
+        if normalized.hasPrefix("to ") || normalized.hasPrefix("to+") {
             parts = ["", String(normalized.dropFirst(3))]
         } else {
             parts = normalized.components(separatedBy: " to ")
@@ -366,7 +367,9 @@ public struct DateRange: Sendable, Hashable {
                 default: throw ServiceFailure(.badRequest, rule, field: field)
                 }
             }
-            guard let date = SkytapTime.parse(text, in: timeZone) else { throw ServiceFailure(.badRequest, rule, field: field) }
+            guard let date = SkytapTime.parse(text, in: timeZone)
+                ?? SkytapTime.parse(text.replacingOccurrences(of: "+", with: " "), in: timeZone)
+            else { throw ServiceFailure(.badRequest, rule, field: field) }
             return date
         }
         let range = DateRange(from: try point(parts[0]), to: try point(parts[1]))
