@@ -213,23 +213,30 @@ public final class ExportRunner: Service, Sendable {
             try await drain(keeping: configuration.compressors)
         }
 
-        repeat {
+        // The next page is asked for as soon as a page arrives, so that the peer makes it while this one is written.
+        var next: Task<(rows: [[String?]], next: String?), any Error>? = Task { [self] in
+            try await fetch(record, cursor: nil, rowsSoFar: 0)
+        }
+        defer { next?.cancel() }
+        while let pending = next {
             // A shutdown hands the job back at once (the next runner starts it again) rather than finishing it.
             if Task.isCancelled || Task.isShuttingDownGracefully { throw CancellationError() }
-            let page = try await fetch(record, cursor: cursor, rowsSoFar: rows)
+            let page = try await pending.value
+            cursor = page.next
+            let done = rows + page.rows.count
+            next = cursor.map { cursor in Task { [self] in try await fetch(record, cursor: cursor, rowsSoFar: done) } }
             for row in page.rows {
                 csv.write(row)
                 if csv.buffer.readableBytes >= configuration.blockSize { try await submit() }
             }
             rows += page.rows.count
-            cursor = page.next
             if ContinuousClock.now - lastBeat > .seconds(2) {
                 lastBeat = ContinuousClock.now
                 guard try await repository.heartbeat(
                     record.id, holder: configuration.holder, rows: rows, lease: configuration.lease, now: now())
                 else { return .lostLease }
             }
-        } while cursor != nil
+        }
         if csv.buffer.readableBytes > 0 { try await submit() }
         try await drain(keeping: 0)
         do {
