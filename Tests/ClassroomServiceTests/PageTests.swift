@@ -207,3 +207,44 @@ struct AuditRecordTests {
         }
     }
 }
+
+@Suite("Wire pages in the list's sort order")
+struct SortedPagesTests {
+    @Test("keyset pages follow sort (names with accents and ties included) exactly as the REST list does", arguments: TestBackends.all)
+    func sorted(backend: DatabaseBackend) async throws {
+        try await ClassroomHarness.with(backend) { harness in
+            try await harness.application().test(.router) { client in
+                let names = ["beta", "Alpha", "Émile", "alpha", "zulu", "Zulu", "mike", "Beta", "éclair", "delta", "Delta"]
+                for name in names {
+                    _ = try await client.course(name)
+                    harness.clock.advance(seconds: 3600)
+                }
+                let d = harness.dependencies
+                for sort in ["name", "name_desc", "created_at", "created_at_desc", "last_deployed", "last_deployed_desc"] {
+                    let rest = try await client.send(.get, "/v2/courses.json?count=100&sort=\(sort)").array
+                        .compactMap { $0["id"] as? String }
+                    var cursor: String?
+                    var paged: [String] = []
+                    repeat {
+                        let page = try await ClassroomPagesWire.coursesPage(
+                            PageRequest(cursor: cursor, limit: 3, filters: ListFilters(sort: sort)), d)
+                        paged += page.items.map(\.id)
+                        cursor = page.nextCursor
+                    } while cursor != nil
+                    #expect(paged.count == names.count, "\(sort)")
+                    #expect(Set(paged).count == names.count, "\(sort): no row twice")
+                    if !sort.hasPrefix("last_deployed") || backend == .sqlite {
+                        #expect(paged == rest, "\(sort)")
+                    }
+                }
+                await #expect(throws: ServiceFailure.self) {
+                    try await ClassroomPagesWire.coursesPage(
+                        PageRequest(cursor: "t.bm9wZQ==.1", limit: 3, filters: ListFilters(sort: "created_at")), d)
+                }
+                await #expect(throws: ServiceFailure.self) {
+                    try await ClassroomPagesWire.coursesPage(PageRequest(limit: 3, filters: ListFilters(sort: "size")), d)
+                }
+            }
+        }
+    }
+}

@@ -31,4 +31,16 @@ struct VersionedCacheTests {
         let second = try await off.value(for: "a", load: load)
         #expect(second == first + 1)
     }
+
+    @Test("with a maximum age, a kept value is read again once it is older")
+    func maxAge() async throws {
+        let counter = ChangeCounter()
+        let cache = VersionedCache<String, Int>(counter: counter, enabled: true, maxAge: .milliseconds(50))
+        let loads = Mutex(0)
+        let load: @Sendable () async throws -> Int = { loads.withLock { $0 += 1; return $0 } }
+        #expect(try await cache.value(for: "a", load: load) == 1)
+        #expect(try await cache.value(for: "a", load: load) == 1)
+        try await Task.sleep(for: .milliseconds(80))
+        #expect(try await cache.value(for: "a", load: load) == 2)
+    }
 }

@@ -1,22 +1,28 @@
 import Foundation
 
 /// The filters of the Classrooms bulk reads: the same strings as the matching REST list (`query`, `created_at`,
-/// `last_deployed`). `labs.page` also takes `class_id` (nil for every class's labs).
+/// `last_deployed`, `sort`). `labs.page` also takes `class_id` (nil for every class's labs). Pages follow `sort` (then
+/// id); the cursor carries the last row's sort key.
 public struct ListFilters: Sendable, Equatable, Codable {
     public var query: String?
     public var createdAt: String?
     public var lastDeployed: String?
+    public var sort: String?
     public var classID: String?
 
-    public init(query: String? = nil, createdAt: String? = nil, lastDeployed: String? = nil, classID: String? = nil) {
+    public init(
+        query: String? = nil, createdAt: String? = nil, lastDeployed: String? = nil, sort: String? = nil,
+        classID: String? = nil
+    ) {
         self.query = query
         self.createdAt = createdAt
         self.lastDeployed = lastDeployed
+        self.sort = sort
         self.classID = classID
     }
 
     enum CodingKeys: String, CodingKey {
-        case query
+        case query, sort
         case createdAt = "created_at"
         case lastDeployed = "last_deployed"
         case classID = "class_id"

@@ -32,7 +32,7 @@ public struct ClassroomDependencies: Sendable {
     public var settings: Settings
     public var now: @Sendable () -> Date
     public var logger: Logger
-    /// List pages as sent, per caller, until this process writes (SQLite only, like the repository's page cache).
+    /// List pages as sent, per caller, until this process writes (at most 1 s on PostgreSQL, like the repository's).
     let renderedLists: VersionedCache<RenderedListKey, RenderedList>
 
     public init(
@@ -48,7 +48,8 @@ public struct ClassroomDependencies: Sendable {
         self.now = now
         self.logger = logger
         renderedLists = VersionedCache(
-            counter: repository.changes, enabled: repository.database.backend == .sqlite, capacity: 128)
+            counter: repository.changes, enabled: true, capacity: 128,
+            maxAge: repository.database.backend == .sqlite ? nil : .seconds(1))
     }
 
     /// The caller of a Classrooms path: a user with `classrooms_access`, or an admin.

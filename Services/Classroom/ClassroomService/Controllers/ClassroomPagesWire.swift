@@ -26,10 +26,10 @@ enum ClassroomPagesWire {
         -> Page<CourseItem>
     {
         let (cursor, limit, filter) = try parse(params, resource: .courses, dependencies)
-        let courses = try await dependencies.repository.courses(after: cursor, limit: limit, filter: filter)
+        let (courses, next) = try await dependencies.repository.courses(after: cursor, limit: limit, filter: filter)
         let templates = (try? await dependencies.templates()) ?? [:]
         let base = Representations(dependencies.settings)
-        return page(courses, limit: limit, id: \.id) { course in
+        return page(courses, next: next) { course in
             let template = templates[course.templateID]
             let names = Dictionary(template?.vms.map { ($0.id, $0.name) } ?? [], uniquingKeysWith: { a, _ in a })
             return CourseItem(
@@ -52,9 +52,9 @@ enum ClassroomPagesWire {
         -> Page<ClassItem>
     {
         let (cursor, limit, filter) = try parse(params, resource: .classes, dependencies)
-        let classes = try await dependencies.repository.classes(after: cursor, limit: limit, filter: filter)
+        let (classes, next) = try await dependencies.repository.classes(after: cursor, limit: limit, filter: filter)
         let base = Representations(dependencies.settings)
-        return page(classes, limit: limit, id: \.id) { record in
+        return page(classes, next: next) { record in
             ClassItem(
                 id: String(record.id), name: record.name, description: record.description,
                 courseID: String(record.courseID), startAt: record.startAt, endAt: record.endAt,
@@ -83,11 +83,12 @@ enum ClassroomPagesWire {
             }
             classID = id
         }
-        let labs = try await dependencies.repository.labs(after: cursor, limit: limit, classID: classID, filter: filter)
+        let (labs, next) = try await dependencies.repository.labs(
+            after: cursor, limit: limit, classID: classID, filter: filter)
         let workshops = try await dependencies.repository.labWorkshops(Set(labs.map(\.classID)))
         let templates = (try? await dependencies.templates()) ?? [:]
         let base = Representations(dependencies.settings)
-        return page(labs, limit: limit, id: \.id) { lab in
+        return page(labs, next: next) { lab in
             let templateID = workshops[lab.classID] ?? ""
             let template = templates[templateID]
             return LabItem(
@@ -101,8 +102,13 @@ enum ClassroomPagesWire {
         -> Page<AuditItem>
     {
         let (cursor, limit, filter) = try parse(params, resource: .audit, dependencies)
-        let events = try await dependencies.repository.auditEvents(after: cursor, limit: limit, filter: filter)
-        return page(events, limit: limit, id: \.id) { event in
+        guard cursor.map({ Int64($0) != nil }) ?? true else {
+            throw ServiceFailure(.badRequest, "cursor is not one this method gave", field: "cursor")
+        }
+        let events = try await dependencies.repository.auditEvents(
+            after: cursor.flatMap { Int64($0) }, limit: limit, filter: filter)
+        let next = events.count == limit ? events.last.map { String($0.id) } : nil
+        return page(events, next: next) { event in
             AuditItem(
                 id: String(event.id), activity: event.activity, userID: event.actor.id, userName: event.actor.name,
                 targetType: event.targetType, targetID: event.targetID, targetName: event.targetName,
@@ -111,25 +117,18 @@ enum ClassroomPagesWire {
     }
 
     static func parse(_ params: PageRequest<ListFilters>, resource: ListFilter.Resource, _ dependencies: ClassroomDependencies) throws
-        -> (Int64?, Int, ListFilter)
+        -> (String?, Int, ListFilter)
     {
         guard (1...PageRequest<ListFilters>.maximumLimit).contains(params.limit) else {
             throw ServiceFailure(.badRequest, "limit must be from 1 to \(PageRequest<ListFilters>.maximumLimit)", field: "limit")
         }
-        var cursor: Int64?
-        if let text = params.cursor {
-            guard let value = Int64(text) else { throw ServiceFailure(.badRequest, "cursor is not one this method gave", field: "cursor") }
-            cursor = value
-        }
         let filter = try ListFilter.parse(
-            query: params.filters.query, createdAt: params.filters.createdAt, lastDeployed: params.filters.lastDeployed, sort: nil,
-            resource: resource, now: dependencies.now())
-        return (cursor, params.limit, filter)
+            query: params.filters.query, createdAt: params.filters.createdAt, lastDeployed: params.filters.lastDeployed,
+            sort: params.filters.sort, resource: resource, now: dependencies.now())
+        return (params.cursor, params.limit, filter)
     }
 
-    static func page<Record, Item>(
-        _ records: [Record], limit: Int, id: KeyPath<Record, Int64>, _ item: (Record) -> Item
-    ) -> Page<Item> {
-        Page(items: records.map(item), nextCursor: records.count == limit ? records.last.map { String($0[keyPath: id]) } : nil)
+    static func page<Record, Item>(_ records: [Record], next: String?, _ item: (Record) -> Item) -> Page<Item> {
+        Page(items: records.map(item), nextCursor: next)
     }
 }

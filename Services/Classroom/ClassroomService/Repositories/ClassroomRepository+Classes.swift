@@ -122,10 +122,15 @@ extension ClassroomRepository {
         return (rows, total)
     }
 
-    public func classes(after cursor: Int64?, limit: Int, filter: ListFilter) async throws -> [ClassRecord] {
-        var query = filter.applyClasses(to: database.sql.select().column("*").from("classes"))
-        if let cursor { query = query.where("id", .greaterThan, cursor) }
-        return try await query.orderBy("id").limit(limit).all().map(Self.decodeClass)
+    /// Classes after the keyset cursor, in the filter's sort order (then id); and the cursor after the last.
+    public func classes(after cursor: String?, limit: Int, filter: ListFilter) async throws -> ([ClassRecord], String?) {
+        let keyset = Keyset(sort: filter.sort)
+        let query = try keyset.page(
+            filter.applyClasses(to: database.sql.select().column("*").from("classes")), after: cursor, limit: limit)
+        let rows = try await query.all()
+        let records = try rows.map(Self.decodeClass)
+        guard rows.count == limit, let last = rows.last, let record = records.last else { return (records, nil) }
+        return (records, try keyset.cursor(after: last, id: record.id))
     }
 
     /// Applies `change` in one transaction (it may throw to refuse); the schedule and the state follow.

@@ -90,14 +90,21 @@ extension ClassroomRepository {
     }
 
     /// Labs after the keyset cursor, of one class or of all, by id.
-    public func labs(after cursor: Int64?, limit: Int, classID: Int64?, filter: ListFilter) async throws -> [LabRecord] {
+    /// Labs after the keyset cursor, of one class or of all, in the filter's sort order (then id); and the cursor
+    /// after the last.
+    public func labs(after cursor: String?, limit: Int, classID: Int64?, filter: ListFilter) async throws
+        -> ([LabRecord], String?)
+    {
         var query = filter.nameCondition(database.sql.select().column("*").from("labs"))
             .where("removed", .equal, false)
         if let classID { query = query.where("class_id", .equal, classID) }
         if let state = filter.state { query = query.where("state", .equal, state) }
         if let range = filter.createdAt { query = range.apply(to: query, column: "created_at") }
-        if let cursor { query = query.where("id", .greaterThan, cursor) }
-        return try await query.orderBy("id").limit(limit).all().map(Self.decodeLab)
+        let keyset = Keyset(sort: filter.sort)
+        let rows = try await keyset.page(query, after: cursor, limit: limit).all()
+        let records = try rows.map(Self.decodeLab)
+        guard rows.count == limit, let last = rows.last, let record = records.last else { return (records, nil) }
+        return (records, try keyset.cursor(after: last, id: record.id))
     }
 
     public enum LabChangeRefusal: Error, Equatable {

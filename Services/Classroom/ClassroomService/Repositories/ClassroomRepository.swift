@@ -133,7 +133,7 @@ public struct ClassroomRepository: Sendable {
     let database: Database
     /// Bumped after every write this process makes (see `ClassListCache`).
     let changes: ChangeCounter
-    /// Pages of the REST lists, kept until this process writes (SQLite only: there it is the only writer).
+    /// Pages of the REST lists, kept until this process writes (and at most 1 s on PostgreSQL, where replicas write).
     let classPages: VersionedCache<ListKey, ([ClassRecord], Int)>
     let coursePages: VersionedCache<ListKey, ([CourseRecord], Int)>
 
@@ -147,8 +147,10 @@ public struct ClassroomRepository: Sendable {
         self.database = database
         let changes = ChangeCounter()
         self.changes = changes
-        classPages = VersionedCache(counter: changes, enabled: database.backend == .sqlite)
-        coursePages = VersionedCache(counter: changes, enabled: database.backend == .sqlite)
+        // On PostgreSQL other replicas write too: what they wrote shows within a second.
+        let maxAge: Duration? = database.backend == .sqlite ? nil : .seconds(1)
+        classPages = VersionedCache(counter: changes, enabled: true, maxAge: maxAge)
+        coursePages = VersionedCache(counter: changes, enabled: true, maxAge: maxAge)
     }
 
     /// How many writes this process has made.
@@ -401,9 +403,14 @@ public struct ClassroomRepository: Sendable {
     }
 
     /// Courses after the keyset cursor, by id.
-    public func courses(after cursor: Int64?, limit: Int, filter: ListFilter) async throws -> [CourseRecord] {
-        var query = filter.applyCourses(to: database.sql.select().column("*").from("courses"))
-        if let cursor { query = query.where("id", .greaterThan, cursor) }
-        return try await query.orderBy("id").limit(limit).all().map(Self.decodeCourse)
+    /// Courses after the keyset cursor, in the filter's sort order (then id); and the cursor after the last.
+    public func courses(after cursor: String?, limit: Int, filter: ListFilter) async throws -> ([CourseRecord], String?) {
+        let keyset = Keyset(sort: filter.sort)
+        let query = try keyset.page(
+            filter.applyCourses(to: database.sql.select().column("*").from("courses")), after: cursor, limit: limit)
+        let rows = try await query.all()
+        let records = try rows.map(Self.decodeCourse)
+        guard rows.count == limit, let last = rows.last, let record = records.last else { return (records, nil) }
+        return (records, try keyset.cursor(after: last, id: record.id))
     }
 }

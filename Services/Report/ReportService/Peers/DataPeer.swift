@@ -18,7 +18,7 @@ public struct DataPeer: Sendable {
                 cursor: cursor, limit: limit,
                 filters: ListFilters(
                     query: filters.query, createdAt: filters.createdAt, lastDeployed: filters.lastDeployed,
-                    classID: filters.classID))
+                    sort: filters.sort, classID: filters.classID))
             switch kind {
             case .courses:
                 let page = try await classroom.call(

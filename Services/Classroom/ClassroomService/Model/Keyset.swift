@@ -1,0 +1,86 @@
+import Contracts
+import Foundation
+import ServerKit
+import SQLKit
+
+/// Keyset paging in a list's sort order: rows after the last one's (sort key, id). The sort key is read back from the
+/// database (`sort_key`), so the cursor compares exactly as SQL does (`LOWER` of non-ASCII text differs between
+/// SQLite, PostgreSQL and Swift). A null `last_deployed` sorts as the earliest time on both backends.
+struct Keyset {
+    enum Key: Equatable {
+        case text(String)
+        case time(Date)
+    }
+
+    let sort: ListSort
+
+    /// The sort key, or nil when the sort is by id alone.
+    var key: (any SQLExpression)? {
+        switch sort.column {
+        case "id": nil
+        case "name", "owner_name": SQLFunction("LOWER", args: SQLIdentifier(sort.column))
+        case "last_deployed":
+            SQLFunction("COALESCE", args: SQLIdentifier("last_deployed"), SQLBind(Date(timeIntervalSince1970: 0)))
+        default: SQLIdentifier(sort.column)
+        }
+    }
+
+    var isText: Bool { sort.column.hasSuffix("name") }
+
+    /// The select of a page after `cursor`, sorted.
+    func page(_ query: SQLSelectBuilder, after cursor: String?, limit: Int) throws -> SQLSelectBuilder {
+        var query = query
+        let comparison = sort.descending ? "<" : ">"
+        guard let key else {
+            if let cursor {
+                guard let id = Int64(cursor) else { throw Self.badCursor }
+                query = query.where("id", sort.descending ? .lessThan : .greaterThan, id)
+            }
+            return query.orderBy("id", sort.descending ? .descending : .ascending).limit(limit)
+        }
+        query = query.column(key, as: "sort_key")
+        if let cursor {
+            let (value, id) = try decode(cursor)
+            let bound: any SQLExpression = switch value {
+            case .text(let text): SQLBind(text)
+            case .time(let time): SQLBind(time)
+            }
+            let after = SQLBinaryExpression(left: key, op: SQLRaw(comparison), right: bound)
+            let tie = SQLBinaryExpression(
+                SQLBinaryExpression(key, .equal, bound), .and,
+                SQLBinaryExpression(left: SQLIdentifier("id"), op: SQLRaw(comparison), right: SQLBind(id)))
+            query = query.where(
+                SQLGroupExpression(SQLBinaryExpression(SQLGroupExpression(after), .or, SQLGroupExpression(tie))))
+        }
+        let direction: SQLDirection = sort.descending ? .descending : .ascending
+        return query.orderBy(key, direction).orderBy(SQLIdentifier("id"), direction).limit(limit)
+    }
+
+    /// The cursor after `row` (the last of a page).
+    func cursor(after row: any SQLRow, id: Int64) throws -> String {
+        guard key != nil else { return String(id) }
+        if isText {
+            let key = try row.decode(column: "sort_key", as: String.self)
+            return "t.\(Data(key.utf8).base64EncodedString()).\(id)"
+        }
+        let time = try row.decode(column: "sort_key", as: Date.self)
+        return "d.\(time.timeIntervalSince1970.bitPattern).\(id)"
+    }
+
+    func decode(_ cursor: String) throws -> (Key, Int64) {
+        let parts = cursor.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let id = Int64(parts[2]) else { throw Self.badCursor }
+        switch parts[0] {
+        case "t" where isText:
+            guard let data = Data(base64Encoded: String(parts[1])) else { throw Self.badCursor }
+            return (.text(String(decoding: data, as: UTF8.self)), id)
+        case "d" where !isText:
+            guard let bits = UInt64(parts[1]) else { throw Self.badCursor }
+            return (.time(Date(timeIntervalSince1970: Double(bitPattern: bits))), id)
+        default:
+            throw Self.badCursor
+        }
+    }
+
+    static let badCursor = ServiceFailure(.badRequest, "cursor is not one this method gave for this sort", field: "cursor")
+}
