@@ -12,8 +12,8 @@ import Synchronization
 import TestSupport
 import Testing
 
-/// Users for the Classrooms paths, by their Basic credentials `name:token`.
-struct StubUsers: Authenticating {
+/// Users for the Classrooms paths, by their Basic credentials `name:token-name`.
+enum StubUsers {
     static let users: [String: AuthenticatedUser] = [
         "admin": .init(
             id: "1", username: "admin", email: "admin@example.com", firstName: "Ada", lastName: "Admin", role: .admin,
@@ -29,16 +29,7 @@ struct StubUsers: Authenticating {
             role: .user, classroomsAccess: false, userManager: false),
     ]
 
-    func authenticate(_ authorization: String) async throws -> AuthenticatedUser {
-        guard authorization.hasPrefix("Basic "),
-            let decoded = Data(base64Encoded: String(authorization.dropFirst(6))).map({ String(decoding: $0, as: UTF8.self) })
-        else { throw ServiceFailure(.unauthenticated, "invalid credentials") }
-        let parts = decoded.split(separator: ":", maxSplits: 1)
-        guard parts.count == 2, parts[1] == "token-\(parts[0])", let user = Self.users[String(parts[0])] else {
-            throw ServiceFailure(.unauthenticated, "invalid credentials")
-        }
-        return user
-    }
+    static var authenticator: StubBasicUsers { StubBasicUsers(users) }
 }
 
 /// session-service's lab environments, in memory: `labs.apply` records the target; `settle()` moves every
@@ -143,7 +134,7 @@ struct ClassroomHarness: Sendable {
             let catalog = StubCatalog(Self.portal)
             let labs = StubLabs()
             let dependencies = ClassroomApplication.makeDependencies(
-                database: database, catalog: catalog.peer, labs: labs.peer, authenticator: StubUsers(),
+                database: database, catalog: catalog.peer, labs: labs.peer, authenticator: StubUsers.authenticator,
                 settings: .init(publicURL: "https://labs.example.com", ssoEnabled: ssoEnabled), portalMaxAge: .zero,
                 now: clock.source, logger: quietLogger)
             return try await body(
@@ -188,7 +179,7 @@ struct Answer: Sendable {
 }
 
 func basicAuth(_ user: String) -> HTTPFields {
-    [.authorization: "Basic \(Data("\(user):token-\(user)".utf8).base64EncodedString())"]
+    [.authorization: StubBasicUsers.authorization(user)]
 }
 
 extension TestClientProtocol {

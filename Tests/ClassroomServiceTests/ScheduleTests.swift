@@ -155,7 +155,7 @@ struct ScheduleTests {
                 // A second scheduler on the same database (the restarted process) finds nothing left to do.
                 let restarted = ClassroomApplication.makeDependencies(
                     database: harness.database, catalog: harness.catalog.peer, labs: harness.labs.peer,
-                    authenticator: StubUsers(), settings: harness.dependencies.settings, portalMaxAge: .zero,
+                    authenticator: StubUsers.authenticator, settings: harness.dependencies.settings, portalMaxAge: .zero,
                     now: clock.source, logger: quietLogger)
                 let report = try await restarted.scheduler.pass()
                 #expect(report.advanced == 0)
@@ -182,7 +182,7 @@ struct ScheduleTests {
                 Self.move(harness, to: 33)
                 let other = ClassroomApplication.makeDependencies(
                     database: harness.database, catalog: harness.catalog.peer, labs: harness.labs.peer,
-                    authenticator: StubUsers(), settings: harness.dependencies.settings, portalMaxAge: .zero,
+                    authenticator: StubUsers.authenticator, settings: harness.dependencies.settings, portalMaxAge: .zero,
                     now: harness.clock.source, logger: quietLogger)
                 async let first = harness.dependencies.scheduler.pass()
                 async let second = other.scheduler.pass()

@@ -311,62 +311,10 @@ struct ReportFlowTests {
     }
 }
 
-/// RFC 4180 parsing, for checking what the exports wrote.
-enum CSVTable {
-    static func parse(_ text: String) -> [[String]] {
-        var rows: [[String]] = []
-        var row: [String] = []
-        var field = ""
-        var quoted = false
-        let scalars = Array(text.unicodeScalars)
-        var index = 0
-        while index < scalars.count {
-            let c = scalars[index]
-            if quoted {
-                if c == "\"" {
-                    if index + 1 < scalars.count && scalars[index + 1] == "\"" {
-                        field.unicodeScalars.append("\"")
-                        index += 1
-                    } else {
-                        quoted = false
-                    }
-                } else {
-                    field.unicodeScalars.append(c)
-                }
-            } else if c == "\"" {
-                quoted = true
-            } else if c == "," {
-                row.append(field)
-                field = ""
-            } else if c == "\r" && index + 1 < scalars.count && scalars[index + 1] == "\n" {
-                row.append(field)
-                rows.append(row)
-                row = []
-                field = ""
-                index += 1
-            } else {
-                field.unicodeScalars.append(c)
-            }
-            index += 1
-        }
-        if !field.isEmpty || !row.isEmpty {
-            row.append(field)
-            rows.append(row)
-        }
-        return rows
-    }
-}
-
 func gunzip(_ data: Data) throws -> Data {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gunzip-\(UUID().uuidString.prefix(8))")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let file = directory.appendingPathComponent("data.gz")
-    try data.write(to: file)
-    let (status, output) = runProcess("/bin/sh", ["-c", "gzip -t \"$0\" && gzip -dc \"$0\" > \"$0.out\"", file.path])
-    guard status == 0 else {
-        Issue.record("gzip: \(output)")
+    guard let inflated = try systemGunzip(data) else {
+        Issue.record("gzip refused the data")
         return Data()
     }
-    return try Data(contentsOf: URL(fileURLWithPath: file.path + ".out"))
+    return inflated
 }

@@ -65,7 +65,7 @@ struct ExportTests {
                     #expect(file.header("Content-Type") == "application/gzip")
                     #expect(file.body == zipped.body)
 
-                    let table = CSV.parse(plain.text)
+                    let table = CSVTable.parse(plain.text)
                     #expect(table.first == kind.columns)
                     let expected = StubData.rows(40, kind: kind).map { $0.map { $0 ?? "" } }
                     #expect(Array(table.dropFirst()) == expected, "\(kind) cells")
@@ -114,7 +114,7 @@ struct ExportTests {
                     try await client.send(.post, "/v2/classes/exports.json?query=name:comma&created_at=now-1d%2Bto%2Bnow")
                         .object["id"] as? String)
                 try await harness.dependencies.runner.pass()
-                let table = CSV.parse(try await client.send(.get, "/v2/classes/exports/\(id).csv").text)
+                let table = CSVTable.parse(try await client.send(.get, "/v2/classes/exports/\(id).csv").text)
                 let expectedRows = StubData.rows(30, kind: .classes).filter { ($0[1] ?? "").contains("comma") }.count
                 #expect(table.count == 1 + expectedRows)
                 let names: [String] = table.dropFirst().map { $0[1] }
@@ -200,7 +200,7 @@ struct ExportTests {
                 let id = try #require(try await client.send(.post, "/auditing/exports.json", as: "admin").object["id"] as? String)
                 try await harness.dependencies.runner.pass()
                 let plain = try await client.send(.get, "/auditing/exports/\(id).csv", as: "admin")
-                #expect(CSV.parse(plain.text).count == 51)
+                #expect(CSVTable.parse(plain.text).count == 51)
                 let zipped = try await client.send(.get, "/auditing/exports/\(id).csv.gz", as: "admin")
                 #expect(String(decoding: try gunzip(zipped.body), as: UTF8.self) == plain.text)
             }

@@ -13,7 +13,7 @@ import Testing
 import Wire
 
 /// Report callers by Basic `name:token-name`.
-struct ReportUsers: Authenticating {
+enum ReportUsers {
     static let users: [String: AuthenticatedUser] = [
         "admin": .init(
             id: "1", username: "admin", email: "admin@example.com", firstName: "Ada", lastName: "Admin", role: .admin,
@@ -28,17 +28,6 @@ struct ReportUsers: Authenticating {
             id: "4", username: "robot", email: "robot@example.com", firstName: "", lastName: "", role: .robot,
             classroomsAccess: false, userManager: false),
     ]
-
-    func authenticate(_ authorization: String) async throws -> AuthenticatedUser {
-        guard authorization.hasPrefix("Basic "),
-            let decoded = Data(base64Encoded: String(authorization.dropFirst(6))).map({ String(decoding: $0, as: UTF8.self) })
-        else { throw ServiceFailure(.unauthenticated, "invalid credentials") }
-        let parts = decoded.split(separator: ":", maxSplits: 1)
-        guard parts.count == 2, parts[1] == "token-\(parts[0])", let user = Self.users[String(parts[0])] else {
-            throw ServiceFailure(.unauthenticated, "invalid credentials")
-        }
-        return user
-    }
 }
 
 /// Rows for every kind, in pages, from memory; tests make it fail or slow.
@@ -116,7 +105,7 @@ struct ReportHarness: Sendable {
             configuration.pageAttempts = 3
             configure(&configuration)
             let dependencies = ReportApplication.makeDependencies(
-                database: database, blobs: blobs, data: data.peer, authenticator: ReportUsers(), mailer: mailer,
+                database: database, blobs: blobs, data: data.peer, authenticator: StubBasicUsers(ReportUsers.users), mailer: mailer,
                 publicURL: "https://labs.example.com", maximumUnfinished: maximumUnfinished, runner: configuration,
                 now: clock.source, logger: quietLogger)
             return try await body(
@@ -146,7 +135,7 @@ extension TestClientProtocol {
         _ method: HTTPRequest.Method, _ uri: String, as user: String = "alice", headers: HTTPFields = [:],
         body: String? = nil
     ) async throws -> Reply {
-        var fields: HTTPFields = [.authorization: "Basic \(Data("\(user):token-\(user)".utf8).base64EncodedString())"]
+        var fields: HTTPFields = [.authorization: StubBasicUsers.authorization(user)]
         for field in headers { fields[field.name] = field.value }
         return try await execute(uri: uri, method: method, headers: fields, body: body.map { ByteBuffer(string: $0) }) {
             Reply(status: $0.status, headers: $0.headers, body: Data(buffer: $0.body))
@@ -154,75 +143,16 @@ extension TestClientProtocol {
     }
 }
 
-/// RFC 4180 parsing, for checking what the exports wrote.
-enum CSV {
-    static func parse(_ text: String) -> [[String]] {
-        var rows: [[String]] = []
-        var row: [String] = []
-        var field = ""
-        var quoted = false
-        var index = text.unicodeScalars.startIndex
-        let scalars = text.unicodeScalars
-        while index < scalars.endIndex {
-            let c = scalars[index]
-            if quoted {
-                if c == "\"" {
-                    let next = scalars.index(after: index)
-                    if next < scalars.endIndex && scalars[next] == "\"" {
-                        field.unicodeScalars.append("\"")
-                        index = next
-                    } else {
-                        quoted = false
-                    }
-                } else {
-                    field.unicodeScalars.append(c)
-                }
-            } else if c == "\"" {
-                quoted = true
-            } else if c == "," {
-                row.append(field)
-                field = ""
-            } else if c == "\r" {
-                // part of CRLF
-            } else if c == "\n" {
-                row.append(field)
-                rows.append(row)
-                row = []
-                field = ""
-            } else {
-                field.unicodeScalars.append(c)
-            }
-            index = scalars.index(after: index)
-        }
-        if !field.isEmpty || !row.isEmpty {
-            row.append(field)
-            rows.append(row)
-        }
-        return rows
-    }
-}
-
 /// Runs `gzip -t` on a file; answers its exit status.
 func gzipTest(_ path: String) throws -> Int32 {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/sh")
-    process.arguments = ["-c", "gzip -t \"$0\"", path]
-    try process.run()
-    process.waitUntilExit()
-    return process.terminationStatus
+    runProcess("/bin/sh", ["-c", "gzip -t \"$0\"", path]).status
 }
 
-/// Decompresses with the system's gzip.
+/// Decompresses with the system's gzip (after `gzip -t`).
 func gunzip(_ data: Data) throws -> Data {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gunzip-\(UUID().uuidString.prefix(8))")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let file = directory.appendingPathComponent("data.gz")
-    try data.write(to: file)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/sh")
-    process.arguments = ["-c", "gzip -dc \"$0\" > \"$0.out\"", file.path]
-    try process.run()
-    process.waitUntilExit()
-    return try Data(contentsOf: URL(fileURLWithPath: file.path + ".out"))
+    guard let inflated = try systemGunzip(data) else {
+        Issue.record("gzip refused the data")
+        return Data()
+    }
+    return inflated
 }
