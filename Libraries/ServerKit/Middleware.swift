@@ -94,7 +94,10 @@ public struct ServiceHeaderMiddleware<Context: RequestContext>: RouterMiddleware
     {
         var response: Response
         do {
-            response = try await next(request, context)
+            // Wire calls made while serving this request carry its id (`meta.request_id`).
+            response = try await WireMeta.$currentRequestID.withValue(context.id) {
+                try await next(request, context)
+            }
         } catch {
             response = JSONErrorMiddleware<Context>.response(for: error, request: request, context: context)
         }

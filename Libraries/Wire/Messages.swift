@@ -32,6 +32,10 @@ public enum JSONRPCID: Codable, Sendable, Hashable, CustomStringConvertible {
 
 /// The `meta` extension member of a request.
 public struct WireMeta: Codable, Sendable, Equatable {
+    /// The request id of the work this task does (a REST request, or a wire call being served): calls made from
+    /// the task carry it as `meta.request_id`, so that logs of several services line up.
+    @TaskLocal public static var currentRequestID: String?
+
     /// The caller's remaining budget for this call, in milliseconds.
     public var deadlineMS: Int?
     /// W3C trace context, passed through for logs.

@@ -105,6 +105,8 @@ public final class WireClient: Service, Sendable {
         idempotent: Bool = false,
         meta: WireMeta = WireMeta()
     ) async throws -> Result {
+        var meta = meta
+        if meta.requestID == nil { meta.requestID = WireMeta.currentRequestID }
         let started = NIODeadline.now()
         let due = started + (deadline ?? configuration.defaultDeadline)
         var attemptsLeft = idempotent ? 2 : 1

@@ -260,7 +260,11 @@ public final class WireServer: Service, Sendable {
         }
         let answer: Result<ByteBuffer, WireError>
         do {
-            answer = .success(try await method.invoke(line, id, context))
+            // Calls the handler makes carry the same request id.
+            answer = .success(
+                try await WireMeta.$currentRequestID.withValue(context.meta.requestID) {
+                    try await method.invoke(line, id, context)
+                })
         } catch {
             answer = .failure(map(error, method: name, logger: callLogger))
         }

@@ -19,6 +19,24 @@ struct WireClientTests {
         try await server.stop()
     }
 
+    @Test("a call carries the request id of the work it is made for (meta.request_id); an explicit one wins")
+    func requestID() async throws {
+        let server = try await RunningServer.start()
+        let client = try makeClient(ports: [server.port])
+        let none: Echo = try await client.call("test.requestID", Echo(value: 0, text: ""))
+        #expect(none.text == "none")
+        let carried: Echo = try await WireMeta.$currentRequestID.withValue("req-42") {
+            try await client.call("test.requestID", Echo(value: 0, text: ""))
+        }
+        #expect(carried.text == "req-42")
+        let explicit: Echo = try await WireMeta.$currentRequestID.withValue("req-42") {
+            try await client.call("test.requestID", Echo(value: 0, text: ""), meta: WireMeta(requestID: "mine"))
+        }
+        #expect(explicit.text == "mine")
+        await client.shutdown()
+        try await server.stop()
+    }
+
     @Test("1,000 concurrent calls on one connection, answered out of order, each reach their caller")
     func thousandConcurrentCalls() async throws {
         let probe = Probe()

@@ -33,6 +33,9 @@ let testLogger: Logger = {
 func testRouter(probe: Probe, gate: Gate? = nil) -> WireRouter {
     var router = WireRouter()
     router.register("test.echo", allowed: .any) { (params: Echo, _) in params }
+    router.register("test.requestID", allowed: .any) { (_: Echo, context) -> Echo in
+        Echo(value: 0, text: context.meta.requestID ?? "none")
+    }
     router.register("test.reversed", allowed: .any) { (params: Echo, _) -> Echo in
         // Later requests finish first: answers come back out of order.
         try await Task.sleep(for: .milliseconds(max(0, 1000 - params.value) / 50))
