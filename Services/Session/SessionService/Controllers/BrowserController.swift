@@ -12,6 +12,7 @@ struct BrowserController: Sendable {
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/workshops/session/:session", use: page)
         router.get("/workshops/session/:session/delete", use: delete)
+        router.post("/workshops/session/:session/activity", use: activity)
         router.get("/workshops/environment/:env/create", use: createAnonymous)
         router.get("/workshops/environment/:env", use: enter)
     }
@@ -51,6 +52,22 @@ struct BrowserController: Sendable {
             status: .ok,
             headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
             body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    /// The session page's heartbeat: it is open, and (`active=true`) its user works in it. Only the owner's browser.
+    @Sendable func activity(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let name = try Validation.slug(context.parameters.get("session"), field: "session")
+        guard let browser = try await dependencies.browserUser(request),
+            let session = try await dependencies.sessions.session(named: name), browser.id == session.ownerID
+        else { throw ServiceFailure(.notFound, "no such session: \(name)") }
+        let active: Bool
+        switch request.query["active"]?.lowercased() {
+        case nil, "true", "1": active = true
+        case "false", "0": active = false
+        default: throw ServiceFailure(.badRequest, "active must be true or false", field: "active")
+        }
+        try await dependencies.sessions.recordActivity(name, active: active, now: dependencies.now())
+        return Response(status: .noContent)
     }
 
     @Sendable func delete(_ request: Request, context: BasicRequestContext) async throws -> Response {
@@ -201,6 +218,15 @@ enum SessionPage {
               if (remaining === 0) location.href = base;
             }, 1000);
             setInterval(refresh, 15000);
+            // Heartbeat: the page is open; active when its user worked in it (the lab frame has focus, or input).
+            let worked = false;
+            for (const e of ["keydown", "mousedown", "mousemove", "touchstart"]) addEventListener(e, () => worked = true);
+            setInterval(() => {
+              if (document.visibilityState !== "visible") return;
+              const active = worked || document.hasFocus();
+              worked = false;
+              fetch(base + "activity/?active=" + active, {method: "POST", credentials: "same-origin"});
+            }, 30000);
             document.getElementById("extend").onclick = async () => {
               await fetch(base + "extend/", {method: "POST", credentials: "same-origin"}); refresh();
             };

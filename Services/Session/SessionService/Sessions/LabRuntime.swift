@@ -7,7 +7,8 @@ import Storage
 import Synchronization
 
 /// The session reaper and the provisioning worker (DESIGN §5, §6). Each pass, on the injected clock:
-/// 1. allocated sessions whose time is up (unactivated ones after their activation timeout) go to STOPPING;
+/// 1. allocated sessions whose time is up (unactivated ones after their activation timeout) go to STOPPING, and so
+///    do activated ones nobody uses (an environment's `orphaned`);
 /// 2. spares are topped up to `reserved` (to `initial` the first time) within capacity and the portal maximum, and
 ///    the spares of STOPPING environments are stopped;
 /// 3. labs that are due are provisioned (failures are recorded on the session and retried with backoff);
@@ -124,6 +125,15 @@ public final class LabRuntime: Service, Sendable {
             logger.info("sessions expired", metadata: ["sessions": "\(expired.joined(separator: ","))"])
         }
         if let snapshot = try? await portal.current() {
+            for environment in snapshot.environments where environment.settings.orphaned > 0 {
+                let orphaned = try await sessions.stopOrphaned(
+                    environment: environment.name, orphaned: environment.settings.orphaned, now: time)
+                if !orphaned.isEmpty {
+                    logger.info(
+                        "orphaned sessions ended: nobody used them",
+                        metadata: ["environment": "\(environment.name)", "sessions": "\(orphaned.joined(separator: ","))"])
+                }
+            }
             for environment in snapshot.environments {
                 switch environment.state {
                 case .running:

@@ -97,6 +97,14 @@ public struct SessionRepository: Sendable {
                 "DROP INDEX sessions_environment",
                 "DROP INDEX sessions_state",
             ]),
+        Migration(
+            version: 7, name: "sessions_activity",
+            statements: [
+                // The session page reports that it is open (seen) and that its user works in it (active); a session
+                // of an environment with `orphaned` set ends when nobody does for long enough.
+                "ALTER TABLE sessions ADD COLUMN last_seen_at TIMESTAMP",
+                "ALTER TABLE sessions ADD COLUMN last_active_at TIMESTAMP",
+            ]),
     ]
 
     static let liveStates = "('STARTING', 'WAITING', 'RUNNING', 'STOPPING')"
@@ -430,6 +438,7 @@ public struct SessionRepository: Sendable {
             try await db.update("sessions").set("state", to: session.state.rawValue).set("pending", to: false)
                 .set("started_at", to: now).set("expires_at", to: session.expiresAt)
                 .set("deadline_at", to: session.deadlineAt).set("updated_at", to: now)
+                .set("last_seen_at", to: now).set("last_active_at", to: now)
                 .where("name", .equal, name).run()
             return session
         }
@@ -474,6 +483,36 @@ public struct SessionRepository: Sendable {
                 """
                 SELECT name FROM sessions WHERE owner_id IS NOT NULL AND state IN \(unsafeRaw: Self.allocatableStates)
                 AND expires_at IS NOT NULL AND expires_at <= \(bind: now)
+                """
+            ).all()
+            let names = try rows.map { try $0.decode(column: "name", as: String.self) }
+            for name in names { try await Self.stop(name, now: now, on: db) }
+            return names
+        }
+    }
+
+    /// The session page of a running session is open (`active`: and its user works in it).
+    public func recordActivity(_ name: String, active: Bool, now: Date) async throws {
+        let now = EducatesTime.truncate(now)
+        var update = database.sql.update("sessions").set("last_seen_at", to: now)
+        if active { update = update.set("last_active_at", to: now) }
+        try await update.where("name", .equal, name).where("state", .equal, SessionState.running.rawValue).run()
+    }
+
+    /// Ends the activated sessions of an environment that nobody uses (Educates' `orphaned`): idle for `orphaned`
+    /// seconds, or with no page open for three times that. Answers their names.
+    public func stopOrphaned(environment: String, orphaned: Int, now: Date) async throws -> [String] {
+        guard orphaned > 0 else { return [] }
+        defer { changed() }
+        let now = EducatesTime.truncate(now)
+        let idle = now.addingTimeInterval(-TimeInterval(orphaned))
+        let unseen = now.addingTimeInterval(-TimeInterval(3 * orphaned))
+        return try await database.transaction { db in
+            let rows = try await db.raw(
+                """
+                SELECT name FROM sessions WHERE environment = \(bind: environment) AND state = 'RUNNING'
+                AND pending = \(bind: false) AND owner_id IS NOT NULL
+                AND (COALESCE(last_active_at, started_at) <= \(bind: idle) OR COALESCE(last_seen_at, started_at) <= \(bind: unseen))
                 """
             ).all()
             let names = try rows.map { try $0.decode(column: "name", as: String.self) }
