@@ -363,3 +363,71 @@ struct ReportEmailTests {
         }
     }
 }
+
+/// A store whose files fail part-way, as a full disk does.
+struct FullDiskStore: BlobStore {
+    let inner: any BlobStore
+    let failAfter: Int
+
+    func create(_ key: String) async throws -> any BlobWriter {
+        FullDiskWriter(inner: try await inner.create(key), failAfter: failAfter)
+    }
+
+    func read(_ key: String) async throws -> AsyncThrowingStream<ByteBuffer, any Error>? { try await inner.read(key) }
+    func size(_ key: String) async throws -> Int? { try await inner.size(key) }
+    func delete(_ key: String) async throws { try await inner.delete(key) }
+}
+
+final class FullDiskWriter: BlobWriter, @unchecked Sendable {
+    let inner: any BlobWriter
+    let failAfter: Int
+    var written = 0
+
+    init(inner: any BlobWriter, failAfter: Int) {
+        self.inner = inner
+        self.failAfter = failAfter
+    }
+
+    func write(_ bytes: ByteBuffer) async throws {
+        written += bytes.readableBytes
+        guard written <= failAfter else {
+            throw BlobError(description: "cannot write the export file export.csv.gz.partial: no space left on the device")
+        }
+        try await inner.write(bytes)
+    }
+
+    func finish() async throws { try await inner.finish() }
+    func abort() async { await inner.abort() }
+}
+
+@Suite("Export failures of the store")
+struct ExportStoreFailureTests {
+    @Test("a full disk fails the job with the reason, leaves no partial file, and the report answers 409 with it")
+    func fullDisk() async throws {
+        try await ReportHarness.with { harness in
+            harness.data.state.withLock { $0.rows[.labs] = StubData.rows(200, kind: .labs) }
+            let runner = ExportRunner(
+                repository: harness.dependencies.repository,
+                blobs: FullDiskStore(inner: harness.dependencies.blobs, failAfter: 600), data: harness.data.peer,
+                mailer: nil, publicURL: "https://labs.example.com",
+                configuration: {
+                    var configuration = ExportRunner.Configuration()
+                    configuration.pageSize = 7
+                    configuration.blockSize = 256
+                    return configuration
+                }(), now: harness.clock.source, logger: quietLogger)
+            try await harness.application().test(.router) { client in
+                let id = try #require(try await client.send(.post, "/v2/classes/3/labs/exports.json").object["id"] as? String)
+                try await runner.pass()
+                let polled = try await client.send(.get, "/v2/labs/exports/\(id).json")
+                #expect(polled.object["state"] as? String == "failed")
+                #expect((polled.object["error"] as? String)?.contains("no space left on the device") == true)
+                let download = try await client.send(.get, "/v2/labs/exports/\(id).csv")
+                #expect(download.status == .conflict)
+                #expect(download.text.contains("no space left"))
+                let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: harness.directory)) ?? []
+                #expect(leftovers.isEmpty, "\(leftovers)")
+            }
+        }
+    }
+}

@@ -181,10 +181,18 @@ public final class ExportRunner: Service, Sendable {
         } catch {
             throw ExportFailure(message: "\(error)")
         }
-        var completed = false
-        defer {
-            if !completed { Task { await writer.abort() } }
+        // Whatever ends the job early (a failure, a lost lease, a shutdown), the partial file goes before it returns.
+        do {
+            let outcome = try await write(record, to: writer)
+            if case .lostLease = outcome { await writer.abort() }
+            return outcome
+        } catch {
+            await writer.abort()
+            throw error
         }
+    }
+
+    private func write(_ record: ExportRecord, to writer: any BlobWriter) async throws -> Outcome {
         let level = configuration.gzipLevel
         var csv = CSVWriter(capacity: configuration.blockSize + 64 * 1024)
         csv.write(record.kind.columns)
@@ -244,7 +252,6 @@ public final class ExportRunner: Service, Sendable {
         } catch {
             throw ExportFailure(message: "\(error)")
         }
-        completed = true
         return .done(rows: rows, bytes: bytes)
     }
 
