@@ -108,8 +108,11 @@ public final class LocalStack: @unchecked Sendable {
         }
         if !ready {
             let status = try? await get(name, "/readyz")
+            // Its peers' logs too: a service is often not ready because a peer is not.
+            let others = processes.keys.filter { $0 != name }.sorted().map { "--- \($0)-service:\n\(logTail($0, lines: 15))" }
             throw StackError.notReady(
-                "\(name)-service not ready: \(status.map { "\($0.status) \($0.text)" } ?? "no answer")\n\(logTail(name))")
+                "\(name)-service not ready: \(status.map { "\($0.status) \($0.text)" } ?? "no answer")\n\(logTail(name))\n"
+                    + others.joined(separator: "\n"))
         }
     }
 

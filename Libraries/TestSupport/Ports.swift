@@ -1,16 +1,34 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 
-/// A loopback port that was free a moment ago: bound, read back, closed. For tests that must restart a server on the
-/// same port, or point a client at a port where nothing listens.
+/// A loopback port that was free a moment ago, for a server a test starts later (a service process, a restart on the
+/// same port) or for a client to find nothing on. Picked below the kernel's ephemeral range (32768–60999 here), so
+/// that no socket bound to port 0 meanwhile — a lab process, an outgoing connection — can take it before the test's
+/// server binds it; and never the same one twice in this process.
 public func freeLoopbackPort() async throws -> Int {
-    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-        .bind(host: "127.0.0.1", port: 0).get()
-    let port = channel.localAddress!.port!
-    try await channel.close()
-    return port
+    for _ in 0..<200 {
+        let port = Int.random(in: 20_000..<32_000)
+        guard PortLedger.claim(port) else { continue }
+        do {
+            let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: "127.0.0.1", port: port).get()
+            try await channel.close()
+            return port
+        } catch {
+            continue  // in use: try another
+        }
+    }
+    throw StackError.setup("no free loopback port in 20000–32000")
+}
+
+/// The ports this process has handed out.
+enum PortLedger {
+    private static let claimed = Mutex(Set<Int>())
+
+    static func claim(_ port: Int) -> Bool { claimed.withLock { $0.insert(port).inserted } }
 }
 
 /// Polls `condition` until it holds, at most `attempts` times `interval` apart. For waiting on another process.

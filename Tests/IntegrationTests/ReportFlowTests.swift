@@ -261,7 +261,7 @@ struct ReportFlowTests {
         try await Self.withFlow(reportEnvironment: ["LABPORTAL_REPORTS_PAGE_SIZE": "10"]) { flow in
             let stack = flow.stack
             _ = await stack.stop("classroom")
-            let classID = try await Self.seedLabs(stack, count: 20_000)
+            let classID = try await Self.seedLabs(stack, count: 10_000)
             try stack.start("classroom", environment: ["LABPORTAL_CLASSROOM_INTERVAL_MS": "200"])
             try await stack.waitReady("classroom")
 
@@ -293,7 +293,7 @@ struct ReportFlowTests {
             try await stack.waitReady("report")
             #expect(await waitReady(first), "the export finished after the restart:\n\(stack.logTail("report"))")
             let firstPoll = try await poll(first)
-            #expect(firstPoll["rows"] as? Int == 20_000)
+            #expect(firstPoll["rows"] as? Int == 10_000)
 
             // 2. classroom-service goes away for a moment during a job; the job waits and completes.
             let second = try await startExport()
@@ -304,9 +304,9 @@ struct ReportFlowTests {
             try await stack.waitReady("classroom")
             #expect(await waitReady(second), "the export finished after the outage:\n\(stack.logTail("report"))")
             let table = try await flow.export("/v2/classes/\(classID)/labs/exports.json", seconds: 120)
-            #expect(table.count == 20_001)
+            #expect(table.count == 10_001)
             #expect(table[1][2] == "Lab 10000, \"seeded\"")
-            #expect(Set(table.dropFirst().map { $0[0] }).count == 20_000)
+            #expect(Set(table.dropFirst().map { $0[0] }).count == 10_000)
         }
     }
 }
