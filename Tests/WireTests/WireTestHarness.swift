@@ -30,7 +30,7 @@ let testLogger: Logger = {
 }()
 
 /// The methods every wire test server offers.
-func testRouter(probe: Probe, gate: Gate? = nil) -> WireRouter {
+func makeTestRouter(probe: Probe, gate: Gate? = nil) -> WireRouter {
     var router = WireRouter()
     router.register("test.echo", allowed: .any) { (params: Echo, _) in params }
     router.register("test.requestID", allowed: .any) { (_: Echo, context) -> Echo in
@@ -107,7 +107,7 @@ struct RunningServer {
             version: "test")
         configure(&configuration)
         let server = WireServer(
-            configuration: configuration, router: testRouter(probe: probe, gate: gate), logger: testLogger)
+            configuration: configuration, router: makeTestRouter(probe: probe, gate: gate), logger: testLogger)
         let group = ServiceGroup(services: [server], gracefulShutdownSignals: [], logger: testLogger)
         let task = Task { try await group.run() }
         let address = try await server.localAddress()

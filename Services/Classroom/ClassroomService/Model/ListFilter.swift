@@ -1,16 +1,7 @@
 import Contracts
 import Foundation
 import ServerKit
-import SQLKit
 
-extension DateRange {
-    func apply(to query: SQLSelectBuilder, column: String) -> SQLSelectBuilder {
-        var query = query
-        if let from { query = query.where(SQLIdentifier(column), .greaterThanOrEqual, SQLBind(from)) }
-        if let to { query = query.where(SQLIdentifier(column), .lessThanOrEqual, SQLBind(to)) }
-        return query
-    }
-}
 
 /// The sort orders of the lists.
 public struct ListSort: Sendable, Hashable {
@@ -18,14 +9,6 @@ public struct ListSort: Sendable, Hashable {
     public var descending: Bool
 
     public static let byID = ListSort(column: "id", descending: false)
-
-    func apply(to query: SQLSelectBuilder) -> SQLSelectBuilder {
-        // Names sort as people read them, not by byte value.
-        let key: any SQLExpression = column.hasSuffix("name")
-            ? SQLFunction("LOWER", args: SQLIdentifier(column)) : SQLIdentifier(column)
-        return query.orderBy(key, descending ? SQLDirection.descending : SQLDirection.ascending)
-            .orderBy("id", descending ? .descending : .ascending)
-    }
 }
 
 /// What a list is filtered and sorted by: `query=name:…,user_id:…,course_id:…,state:…,region:…`, `created_at=`,
@@ -133,39 +116,5 @@ public struct ListFilter: Sendable, Hashable {
         try parse(
             query: query["query"], createdAt: query["created_at"], lastDeployed: query["last_deployed"],
             sort: query["sort"], resource: resource, now: now)
-    }
-
-    /// `name:` is a keyword: a case-insensitive substring.
-    func nameCondition(_ query: SQLSelectBuilder) -> SQLSelectBuilder {
-        guard let name, !name.isEmpty else { return query }
-        let pattern = "%" + name.lowercased().replacingOccurrences(of: "\\", with: "\\\\")
-            .replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
-        let condition: SQLQueryString = "LOWER(name) LIKE \(bind: pattern) ESCAPE '\\'"
-        return query.where(condition)
-    }
-
-    func applyCourses(to query: SQLSelectBuilder) -> SQLSelectBuilder {
-        var query = nameCondition(query)
-        if let userID { query = query.where("owner_id", .equal, userID) }
-        if let createdAt { query = createdAt.apply(to: query, column: "created_at") }
-        if let lastDeployed { query = lastDeployed.apply(to: query, column: "last_deployed") }
-        return query
-    }
-
-    func applyClasses(to query: SQLSelectBuilder) -> SQLSelectBuilder {
-        var query = nameCondition(query)
-        if let userID { query = query.where("owner_id", .equal, userID) }
-        if let courseID { query = query.where("course_id", .equal, courseID) }
-        if let state {
-            if state == "error" {
-                query = query.where(SQLRaw("(error_message IS NOT NULL OR state IN ('provisioning_error', 'starting_error', 'shutdown_error'))"))
-            } else {
-                query = query.where("state", .equal, state)
-            }
-        }
-        if let region { query = query.where("region", .equal, region) }
-        if let createdAt { query = createdAt.apply(to: query, column: "created_at") }
-        if let lastDeployed { query = lastDeployed.apply(to: query, column: "labs_created_at") }
-        return query
     }
 }

@@ -124,13 +124,9 @@ extension ClassroomRepository {
 
     /// Classes after the keyset cursor, in the filter's sort order (then id); and the cursor after the last.
     public func classes(after cursor: String?, limit: Int, filter: ListFilter) async throws -> ([ClassRecord], String?) {
-        let keyset = Keyset(sort: filter.sort)
-        let query = try keyset.page(
-            filter.applyClasses(to: database.sql.select().column("*").from("classes")), after: cursor, limit: limit)
-        let rows = try await query.all()
-        let records = try rows.map(Self.decodeClass)
-        guard rows.count == limit, let last = rows.last, let record = records.last else { return (records, nil) }
-        return (records, try keyset.cursor(after: last, id: record.id))
+        try await Keyset(sort: filter.sort).read(
+            filter.applyClasses(to: database.sql.select().column("*").from("classes")), after: cursor, limit: limit,
+            decode: Self.decodeClass, id: \.id)
     }
 
     /// Applies `change` in one transaction (it may throw to refuse); the schedule and the state follow.

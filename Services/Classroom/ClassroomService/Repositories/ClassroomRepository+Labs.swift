@@ -100,11 +100,8 @@ extension ClassroomRepository {
         if let classID { query = query.where("class_id", .equal, classID) }
         if let state = filter.state { query = query.where("state", .equal, state) }
         if let range = filter.createdAt { query = range.apply(to: query, column: "created_at") }
-        let keyset = Keyset(sort: filter.sort)
-        let rows = try await keyset.page(query, after: cursor, limit: limit).all()
-        let records = try rows.map(Self.decodeLab)
-        guard rows.count == limit, let last = rows.last, let record = records.last else { return (records, nil) }
-        return (records, try keyset.cursor(after: last, id: record.id))
+        return try await Keyset(sort: filter.sort).read(
+            query, after: cursor, limit: limit, decode: Self.decodeLab, id: \.id)
     }
 
     public enum LabChangeRefusal: Error, Equatable {

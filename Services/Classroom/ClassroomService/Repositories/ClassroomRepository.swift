@@ -405,12 +405,8 @@ public struct ClassroomRepository: Sendable {
     /// Courses after the keyset cursor, by id.
     /// Courses after the keyset cursor, in the filter's sort order (then id); and the cursor after the last.
     public func courses(after cursor: String?, limit: Int, filter: ListFilter) async throws -> ([CourseRecord], String?) {
-        let keyset = Keyset(sort: filter.sort)
-        let query = try keyset.page(
-            filter.applyCourses(to: database.sql.select().column("*").from("courses")), after: cursor, limit: limit)
-        let rows = try await query.all()
-        let records = try rows.map(Self.decodeCourse)
-        guard rows.count == limit, let last = rows.last, let record = records.last else { return (records, nil) }
-        return (records, try keyset.cursor(after: last, id: record.id))
+        try await Keyset(sort: filter.sort).read(
+            filter.applyCourses(to: database.sql.select().column("*").from("courses")), after: cursor, limit: limit,
+            decode: Self.decodeCourse, id: \.id)
     }
 }

@@ -117,23 +117,6 @@ enum Cells {
     }
 }
 
-/// The filters a report was asked with: the matching list's (`query`, `created_at`, `last_deployed`, `sort`) and,
-/// for a class's labs, the class.
-public struct ExportFilters: Sendable, Equatable, Codable {
-    public var query: String?
-    public var createdAt: String?
-    public var lastDeployed: String?
-    public var sort: String?
-    public var classID: String?
-
-    public init(
-        query: String? = nil, createdAt: String? = nil, lastDeployed: String? = nil, sort: String? = nil,
-        classID: String? = nil
-    ) {
-        self.query = query
-        self.createdAt = createdAt
-        self.lastDeployed = lastDeployed
-        self.sort = sort
-        self.classID = classID
-    }
-}
+/// The filters a report was asked with: the matching list's (`query`, `created_at`, `last_deployed`, `sort`) and, for
+/// a class's labs, the class — the same as the `*.page` methods take.
+public typealias ExportFilters = ListFilters

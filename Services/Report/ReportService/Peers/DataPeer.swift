@@ -14,11 +14,7 @@ public struct DataPeer: Sendable {
 
     public static func live(classroom: WireClient, session: WireClient) -> DataPeer {
         DataPeer { kind, filters, cursor, limit in
-            let classroomRequest = PageRequest(
-                cursor: cursor, limit: limit,
-                filters: ListFilters(
-                    query: filters.query, createdAt: filters.createdAt, lastDeployed: filters.lastDeployed,
-                    sort: filters.sort, classID: filters.classID))
+            let classroomRequest = PageRequest(cursor: cursor, limit: limit, filters: filters)
             switch kind {
             case .courses:
                 let page = try await classroom.call(

@@ -56,6 +56,17 @@ struct Keyset {
         return query.orderBy(key, direction).orderBy(SQLIdentifier("id"), direction).limit(limit)
     }
 
+    /// Reads a page after `cursor` and answers it with the cursor after its last row (nil after the last page).
+    func read<Record>(
+        _ query: SQLSelectBuilder, after cursor: String?, limit: Int, decode: (any SQLRow) throws -> Record,
+        id: (Record) -> Int64
+    ) async throws -> ([Record], String?) {
+        let rows = try await page(query, after: cursor, limit: limit).all()
+        let records = try rows.map(decode)
+        guard rows.count == limit, let last = rows.last, let record = records.last else { return (records, nil) }
+        return (records, try self.cursor(after: last, id: id(record)))
+    }
+
     /// The cursor after `row` (the last of a page).
     func cursor(after row: any SQLRow, id: Int64) throws -> String {
         guard key != nil else { return String(id) }
