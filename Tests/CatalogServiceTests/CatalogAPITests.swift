@@ -213,6 +213,55 @@ struct CatalogAPITests {
         }
     }
 
+    @Test("kept answers follow the counts and the portal at once: a session that comes or goes, and a reload")
+    func keptAnswersFollowChanges() async throws {
+        try await TestDatabase(.sqlite, label: "catalogkept").with { database in
+            try await Migrator(CatalogMigrations.all).migrate(database, logger: quietLogger)
+            let repository = PortalRepository(database: database)
+            _ = try await repository.apply(try PortalDefinition.parse(PortalDefinitionTests.sample), now: Self.started)
+            let allocated = Mutex(1)
+            let controller = CatalogController(
+                snapshots: SnapshotCache(repository: repository),
+                sessions: SessionPeer(overview: { _ in
+                    let count = allocated.withLock { $0 }
+                    return .init(allocated: count, environments: ["labportal-w01": .init(allocated: count, available: 0, active: count)])
+                }),
+                authenticator: StubAuthenticator(), reload: { _ in ApplyResult(changed: false, generation: 1, created: [], stopping: []) })
+            let router = ServiceRouter.make(service: "catalog")
+            controller.addRoutes(to: router)
+            try await Application(router: router, logger: quietLogger).test(.router) { client in
+                func firstAllocated(_ uri: String, _ token: String = "robot") async throws -> Int? {
+                    let (_, json) = try await Self.get(client, uri, token: token)
+                    if let environments = json["environments"] as? [[String: Any]] { return environments.first?["allocated"] as? Int }
+                    let workshops = json["workshops"] as? [[String: Any]]
+                    return (workshops?.first?["environment"] as? [String: Any])?["allocated"] as? Int
+                }
+                for uri in ["/workshops/catalog/environments/", "/workshops/catalog/workshops/"] {
+                    allocated.withLock { $0 = 1 }
+                    #expect(try await firstAllocated(uri) == 1)
+                    #expect(try await firstAllocated(uri) == 1)
+                    allocated.withLock { $0 = 2 }
+                    #expect(try await firstAllocated(uri) == 2, "\(uri): a new session shows at once")
+                    allocated.withLock { $0 = 0 }
+                    #expect(try await firstAllocated(uri) == 0, "\(uri): an ended one too")
+                }
+                // The same path for a user and a robot are different answers (a user sees RUNNING only).
+                let (_, asRobot) = try await Self.get(client, "/workshops/catalog/environments/?state=STOPPING")
+                let (_, asUser) = try await Self.get(client, "/workshops/catalog/environments/?state=STOPPING", token: "user")
+                #expect((asRobot["environments"] as? [Any])?.count == 0)
+                #expect((asUser["environments"] as? [Any])?.count == 2)
+                // A reload that stops an environment shows in the next answer.
+                let fewer = PortalDefinitionTests.sample.components(separatedBy: "  - workshop: shell-basics")[0]
+                _ = try await repository.apply(try PortalDefinition.parse(fewer), now: Self.started)
+                let (_, after) = try await Self.get(client, "/workshops/catalog/environments/")
+                #expect((after["portal"] as? [String: Any])?["generation"] as? Int == 2)
+                #expect((after["environments"] as? [Any])?.count == 1)
+                let (_, stopping) = try await Self.get(client, "/workshops/catalog/environments/?state=STOPPING")
+                #expect((stopping["environments"] as? [[String: Any]])?.first?["name"] as? String == "labportal-w02")
+            }
+        }
+    }
+
     @Test("a STOPPING environment is deleted once session-service reports no active session, and the generation moves")
     func janitor() async throws {
         try await TestDatabase(.sqlite, label: "janitor").with { database in

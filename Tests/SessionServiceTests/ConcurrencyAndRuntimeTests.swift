@@ -39,6 +39,108 @@ struct ConcurrencyAndRuntimeTests {
         }
     }
 
+    @Test("concurrent requests (written together) take the ready spares first, then make sessions on demand, within capacity", arguments: TestBackends.all)
+    func concurrentSparesThenOnDemand(backend: DatabaseBackend) async throws {
+        let portal = StubCatalog.portal([
+            StubCatalog.environment("lab-w01", workshop: "ws", capacity: 30, reserved: 10),
+            StubCatalog.environment("lab-w02", workshop: "ws2", capacity: 5),
+        ])
+        try await SessionHarness.with(backend, portal: portal) { harness in
+            try await harness.pass()  // ten spares, provisioned
+            let spares = Set(try await harness.dependencies.sessions.sessions(in: [.waiting]).map(\.name))
+            #expect(spares.count == 10)
+            try await harness.application().test(.router) { client in
+                let token = try await client.robotToken(harness.credentials)
+                let answers = try await withThrowingTaskGroup(of: (String, Int, String?).self) { group in
+                    for index in 0..<60 {
+                        let environment = index % 3 == 0 ? "lab-w02" : "lab-w01"
+                        group.addTask {
+                            let answer = try await client.call(
+                                .post, "/workshops/environment/\(environment)/request/?index_url=x", headers: bearer(token))
+                            return (environment, Int(answer.status.code), answer.json["name"] as? String)
+                        }
+                    }
+                    var all: [(String, Int, String?)] = []
+                    for try await answer in group { all.append(answer) }
+                    return all
+                }
+                let first = answers.filter { $0.0 == "lab-w01" }
+                let second = answers.filter { $0.0 == "lab-w02" }
+                #expect(first.filter { $0.1 == 200 }.count == 30 && first.filter { $0.1 == 503 }.count == 10, "\(first.map(\.1))")
+                #expect(second.filter { $0.1 == 200 }.count == 5 && second.filter { $0.1 == 503 }.count == 15)
+                let names = answers.compactMap(\.2)
+                #expect(Set(names).count == 35, "no session was handed out twice")
+                #expect(spares.isSubset(of: Set(names)), "every ready spare was taken")
+                let live = try await harness.dependencies.sessions.sessions(in: [.starting, .waiting, .running, .stopping])
+                #expect(live.count == 35 && live.allSatisfy { $0.ownerID != nil })
+                #expect(Set(live.compactMap(\.ownerID)).count == 35, "each request made its own user")
+                // Every session's activation URL works for it alone.
+                let urls = try await withThrowingTaskGroup(of: Int.self) { group in
+                    for answer in answers where answer.1 == 200 {
+                        let name = try #require(answer.2)
+                        group.addTask {
+                            let session = try #require(try await harness.session(name))
+                            return session.tokenDigest == nil ? 0 : 1
+                        }
+                    }
+                    var total = 0
+                    for try await one in group { total += one }
+                    return total
+                }
+                #expect(urls == 35)
+            }
+        }
+    }
+
+    @Test("concurrent requests of one user give that user one session", arguments: TestBackends.all)
+    func concurrentRequestsOfOneUser(backend: DatabaseBackend) async throws {
+        let portal = StubCatalog.portal([StubCatalog.environment("lab-w01", workshop: "ws", capacity: 10, reserved: 2)])
+        try await SessionHarness.with(backend, portal: portal) { harness in
+            try await harness.pass()
+            _ = try await harness.dependencies.identity.repository.createUser(
+                .init(username: "pat", role: .user), now: harness.clock.now)
+            try await harness.application().test(.router) { client in
+                let token = try await client.robotToken(harness.credentials)
+                let names = try await withThrowingTaskGroup(of: String?.self) { group in
+                    for _ in 0..<20 {
+                        group.addTask {
+                            let answer = try await client.call(
+                                .get, "/workshops/environment/lab-w01/request/?index_url=x&user=pat", headers: bearer(token))
+                            return answer.json["name"] as? String
+                        }
+                    }
+                    var names: [String?] = []
+                    for try await name in group { names.append(name) }
+                    return names
+                }
+                #expect(names.count == 20 && Set(names).count == 1 && names[0] != nil)
+                let owned = try await harness.dependencies.sessions.sessions(in: [.starting, .waiting, .running])
+                    .filter { $0.ownerName == "pat" }
+                #expect(owned.count == 1)
+            }
+        }
+    }
+
+    @Test("a background pass that changes nothing keeps the cached counts; one that does drops them")
+    func quietPassKeepsCounts() async throws {
+        let portal = StubCatalog.portal([StubCatalog.environment("lab-w01", workshop: "ws", capacity: 3, reserved: 1)])
+        try await SessionHarness.with(portal: portal) { harness in
+            try await harness.pass()
+            let sessions = harness.dependencies.sessions
+            let before = sessions.changeCount
+            try await harness.pass()
+            try await harness.pass()
+            #expect(sessions.changeCount == before, "nothing to expire, top up or stop")
+            let counts = try await harness.dependencies.counts.get()
+            #expect(counts.environments["lab-w01"]?.available == 1)
+            _ = try await sessions.terminate("lab-w01-s001", now: harness.clock.now)
+            #expect(sessions.changeCount > before)
+            #expect(try await harness.dependencies.counts.get().environments["lab-w01"]?.available == 0)
+            try await harness.pass()  // the teardown, and a new spare
+            #expect(try await harness.dependencies.counts.get().environments["lab-w01"]?.available == 1)
+        }
+    }
+
     @Test("two replicas on one PostgreSQL database never over-allocate")
     func replicasOnPostgres() async throws {
         guard TestBackends.postgresURL != nil else {

@@ -143,27 +143,23 @@ public enum SessionApplication {
     }
 
     /// The counts of `sessions.overview`, reused until this process writes again. On SQLite (one replica) that is
-    /// exact; on PostgreSQL other replicas write too, so an answer is also reused for at most `maxAge`.
-    public actor OverviewCache {
+    /// exact; on PostgreSQL other replicas write too, so an answer is also reused for at most `maxAge`. Concurrent
+    /// misses share one count.
+    public struct OverviewCache: Sendable {
         let sessions: SessionRepository
-        let maxAge: Duration?
-        private var cached: (result: SessionsOverview.Result, version: Int, at: ContinuousClock.Instant)?
+        let cache: VersionedCache<Int, SessionsOverview.Result>
 
         init(sessions: SessionRepository, maxAge: Duration?) {
             self.sessions = sessions
-            self.maxAge = maxAge
+            self.cache = VersionedCache(counter: sessions.changes, enabled: true, capacity: 1, maxAge: maxAge)
         }
 
         func get() async throws -> SessionsOverview.Result {
-            let version = sessions.changeCount
-            if let cached, cached.version == version, maxAge.map({ ContinuousClock.now - cached.at < $0 }) ?? true {
-                return cached.result
+            let sessions = self.sessions
+            return try await cache.value(for: 0) {
+                let (allocated, counts, _) = try await sessions.overview(includeSessions: false)
+                return SessionsOverview.Result(allocated: allocated, environments: counts)
             }
-            let (allocated, counts, _) = try await sessions.overview(includeSessions: false)
-            let result = SessionsOverview.Result(allocated: allocated, environments: counts)
-            // Only keep it if nothing was written while counting.
-            if sessions.changeCount == version { cached = (result, version, .now) }
-            return result
         }
     }
 

@@ -12,6 +12,7 @@ struct CatalogController: Sendable {
     let sessions: SessionPeer
     let authenticator: any Authenticating
     let reload: @Sendable (String) async throws -> ApplyResult
+    let rendered = RenderedCatalog()
 
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/workshops/catalog/environments", use: environments)
@@ -123,6 +124,22 @@ struct CatalogController: Sendable {
 
         let snapshot = try await snapshots.current()
         let overview = try await sessions.overview(includeSessions)
+        let render = {
+            JSONResponse.body(
+                Self.environmentsJSON(
+                    snapshot: snapshot, overview: overview, states: states, names: names, labelFilters: labelFilters,
+                    includeSessions: includeSessions))
+        }
+        if includeSessions { return JSONResponse.make(body: render()) }
+        let key = RenderedCatalog.Key(route: "environments", privileged: privileged, query: request.uri.query ?? "")
+        return JSONResponse.make(
+            body: rendered.body(for: key, generation: snapshot.generation, overview: overview, render: render))
+    }
+
+    static func environmentsJSON(
+        snapshot: PortalSnapshot, overview: SessionsOverview.Result, states: Set<EnvironmentState>, names: Set<String>,
+        labelFilters: [String: String], includeSessions: Bool
+    ) -> JSONValue {
         var list: [JSONValue] = []
         for environment in snapshot.environments where states.contains(environment.state) {
             if !names.isEmpty && !names.contains(environment.workshop.name) { continue }
@@ -138,11 +155,10 @@ struct CatalogController: Sendable {
             if includeSessions { members.append(("sessions", Self.sessionsJSON(counts?.sessions ?? []))) }
             list.append(.object(members))
         }
-        return JSONResponse.make(
-            json: .object([
-                ("portal", Self.portalJSON(snapshot, allocated: overview.allocated)),
-                ("environments", .array(list)),
-            ]))
+        return .object([
+            ("portal", Self.portalJSON(snapshot, allocated: overview.allocated)),
+            ("environments", .array(list)),
+        ])
     }
 
     // MARK: Workshops
@@ -151,6 +167,14 @@ struct CatalogController: Sendable {
         _ = try await request.authenticatedUser(authenticator)
         let snapshot = try await snapshots.current()
         let overview = try await sessions.overview(false)
+        let key = RenderedCatalog.Key(route: "workshops", privileged: false, query: "")
+        return JSONResponse.make(
+            body: rendered.body(for: key, generation: snapshot.generation, overview: overview) {
+                JSONResponse.body(Self.workshopsJSON(snapshot: snapshot, overview: overview))
+            })
+    }
+
+    static func workshopsJSON(snapshot: PortalSnapshot, overview: SessionsOverview.Result) -> JSONValue {
         let list: [JSONValue] = snapshot.environments.filter { $0.state == .running }.map { environment in
             .object(
                 Self.workshopMembers(environment) + [
@@ -159,10 +183,9 @@ struct CatalogController: Sendable {
                             + Self.countsMembers(environment, counts: overview.environments[environment.name])))
                 ])
         }
-        return JSONResponse.make(
-            json: .object([
-                ("portal", Self.portalJSON(snapshot, allocated: overview.allocated)), ("workshops", .array(list)),
-            ]))
+        return .object([
+            ("portal", Self.portalJSON(snapshot, allocated: overview.allocated)), ("workshops", .array(list)),
+        ])
     }
 
     // MARK: Status

@@ -1,6 +1,7 @@
 import Contracts
 import Crypto
 import Foundation
+import ServerKit
 import SQLKit
 import Storage
 
@@ -50,6 +51,8 @@ public struct PortalRepository: Sendable {
     ]
 
     let database: Database
+    /// Bumped by every change this process makes to the portal (see `SnapshotCache`).
+    let changes = ChangeCounter()
 
     public init(database: Database) { self.database = database }
 
@@ -64,7 +67,7 @@ public struct PortalRepository: Sendable {
         let canonical = try encoder.encode(definition)
         let digest = SHA256.hash(data: canonical).map { String(format: "%02x", $0) }.joined()
         let definitionText = String(decoding: canonical, as: UTF8.self)
-        return try await database.transaction { db in
+        let result = try await database.transaction { db in
             try await db.raw(
                 """
                 INSERT INTO portal (id, generation, next_environment, digest, definition, updated_at)
@@ -128,6 +131,8 @@ public struct PortalRepository: Sendable {
                 .where("id", .equal, 1).run()
             return ApplyResult(changed: true, generation: generation, created: created, stopping: stopping)
         }
+        if result.changed { changes.bump() }
+        return result
     }
 
     /// The generation of the stored portal; nil before the first load.
@@ -175,7 +180,7 @@ public struct PortalRepository: Sendable {
 
     /// Deletes a STOPPING environment (once its last session has ended). A RUNNING one is never deleted.
     public func deleteStopping(_ name: String) async throws -> Bool {
-        try await database.transaction { db in
+        let deleted = try await database.transaction { db in
             let found = try await db.select().column("name").from("environments")
                 .where("name", .equal, name).where("state", .equal, EnvironmentState.stopping.rawValue)
                 .lockingClause(ForUpdate()).first()
@@ -185,5 +190,7 @@ public struct PortalRepository: Sendable {
                 .run()
             return true
         }
+        if deleted { changes.bump() }
+        return deleted
     }
 }

@@ -135,24 +135,40 @@ public struct IdentityRepository: Sendable {
 
     /// Inserts a user inside a transaction the caller holds; ids are decimal and increasing.
     static func insertUser(_ new: NewUser, now: Date, on db: any SQLDatabase) async throws -> AuthenticatedUser {
+        guard let user = try await insertUsers([(new, now)], on: db).first else {
+            throw StorageError.misuse("no user was inserted")
+        }
+        return user
+    }
+
+    /// Inserts users with consecutive ids, in two statements whatever their number (session requests of a batch).
+    static func insertUsers(_ users: [(user: NewUser, now: Date)], on db: any SQLDatabase) async throws
+        -> [AuthenticatedUser]
+    {
+        guard !users.isEmpty else { return [] }
         guard
             let row = try await db.raw(
-                "UPDATE counters SET value = value + 1 WHERE name = 'users' RETURNING value"
+                "UPDATE counters SET value = value + \(bind: users.count) WHERE name = 'users' RETURNING value"
             ).first()
         else { throw StorageError.misuse("the users counter is missing") }
-        let id = String(try row.decode(column: "value", as: Int.self))
-        try await db.raw(
-            """
-            INSERT INTO users (id, username, email, first_name, last_name, role, classrooms_access, user_manager,
-                               password_hash, created_at)
-            VALUES (\(bind: id), \(bind: new.username), \(bind: new.email), \(bind: new.firstName),
-                    \(bind: new.lastName), \(bind: new.role.rawValue), \(bind: new.classroomsAccess),
-                    \(bind: new.userManager), \(bind: new.passwordHash), \(bind: now))
-            """
-        ).run()
-        return AuthenticatedUser(
-            id: id, username: new.username, email: new.email, firstName: new.firstName, lastName: new.lastName,
-            role: new.role, classroomsAccess: new.classroomsAccess, userManager: new.userManager)
+        let first = try row.decode(column: "value", as: Int.self) - users.count + 1
+        var insert = db.insert(into: "users").columns(
+            "id", "username", "email", "first_name", "last_name", "role", "classrooms_access", "user_manager",
+            "password_hash", "created_at")
+        var made: [AuthenticatedUser] = []
+        for (offset, (new, now)) in users.enumerated() {
+            let id = String(first + offset)
+            insert = insert.values(
+                SQLBind(id), SQLBind(new.username), SQLBind(new.email), SQLBind(new.firstName), SQLBind(new.lastName),
+                SQLBind(new.role.rawValue), SQLBind(new.classroomsAccess), SQLBind(new.userManager),
+                SQLBind(new.passwordHash), SQLBind(now))
+            made.append(
+                AuthenticatedUser(
+                    id: id, username: new.username, email: new.email, firstName: new.firstName, lastName: new.lastName,
+                    role: new.role, classroomsAccess: new.classroomsAccess, userManager: new.userManager))
+        }
+        try await insert.run()
+        return made
     }
 
     /// Creates a user; a taken username is a conflict.

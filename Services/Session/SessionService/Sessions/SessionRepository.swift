@@ -114,16 +114,32 @@ public struct SessionRepository: Sendable {
     let activationKey: ActivationKey
     /// Bumped by every write this process makes that can change the counts (see `OverviewCache`).
     let changes = ChangeCounter()
+    let allocations: GroupCommit<PendingAllocation, (AllocationOutcome, AuthenticatedUser)>
+    let labOutcomes: GroupCommit<LabOutcome, Void>
 
     public init(database: Database, key: ActivationKey) {
         self.database = database
         self.activationKey = key
+        self.allocations = GroupCommit(
+            database: database, prepare: { db in try await Self.lockAllocations(on: db) },
+            body: { batch, db in try await Self.allocate(batch, key: key.key, on: db) })
+        self.labOutcomes = GroupCommit(database: database, maxBatch: 256) { outcomes, db in
+            try await Self.record(outcomes, on: db)
+        }
     }
 
     /// How many count-changing writes this process has made.
     public var changeCount: Int { changes.value }
 
     func changed() { changes.bump() }
+
+    /// Runs a write that answers the sessions it changed, and counts it as a change only when there were some (the
+    /// background passes run every interval and mostly change nothing; they must not drop the cached counts).
+    func changing(_ write: @autoclosure () async throws -> [String]) async throws -> [String] {
+        let names = try await write()
+        if !names.isEmpty { changed() }
+        return names
+    }
 
     var key: SymmetricKey { activationKey.key }
 
@@ -213,29 +229,108 @@ public struct SessionRepository: Sendable {
 
     // MARK: Allocation (reference §4.3)
 
+    /// Allocates a session for `request` (the order of the reference, §4.3). Concurrent requests are written together
+    /// (group commit: one transaction, one fsync, one lock wait for a whole batch), each seeing the ones before it,
+    /// so capacity and caps hold exactly as if they ran one by one.
     public func allocate(_ request: AllocationRequest, now: Date) async throws -> (AllocationOutcome, AuthenticatedUser) {
         defer { changed() }
-        let now = EducatesTime.truncate(now)
-        let environment = request.environment
         let parametersText = String(
             decoding: try JSONEncoder().encode(
-                Self.resolve(request.parameters, defaults: environment.workshop.parameters)), as: UTF8.self)
-        return try await database.transaction { db in
-            _ = try await db.select().column("id").from("allocation_lock").where("id", .equal, 1)
-                .lockingClause(ForUpdate()).first()
-            let user: AuthenticatedUser
-            switch request.user {
-            case .existing(let existing): user = existing
-            case .new(let new): user = try await IdentityRepository.insertUser(new, now: now, on: db)
+                Self.resolve(request.parameters, defaults: request.environment.workshop.parameters)), as: UTF8.self)
+        return try await allocations.run(
+            PendingAllocation(request: request, parametersText: parametersText, now: EducatesTime.truncate(now)))
+    }
+
+    struct PendingAllocation: Sendable {
+        var request: AllocationRequest
+        var parametersText: String
+        var now: Date
+    }
+
+    /// PostgreSQL: every allocation and top-up locks the one `allocation_lock` row, so replicas take turns. SQLite's
+    /// `BEGIN IMMEDIATE` already does that, so the statement is not sent there.
+    static func lockAllocations(on db: any SQLDatabase) async throws {
+        guard db.dialect.name == "postgresql" else { return }
+        _ = try await db.select().column("id").from("allocation_lock").where("id", .equal, 1)
+            .lockingClause(ForUpdate()).first()
+    }
+
+    /// A batch of allocations inside one transaction, in arrival order. The batch's new users are inserted in two
+    /// statements, and the ready spares of an environment are looked up once for all of its requests.
+    static func allocate(_ batch: [PendingAllocation], key: SymmetricKey, on db: any SQLDatabase) async throws
+        -> [(AllocationOutcome, AuthenticatedUser)]
+    {
+        let newUsers = batch.compactMap { pending -> (user: IdentityRepository.NewUser, now: Date)? in
+            if case .new(let new) = pending.request.user { return (new, pending.now) }
+            return nil
+        }
+        var made = try await IdentityRepository.insertUsers(newUsers, on: db).makeIterator()
+        var spares = BatchReads(wanted: batch.reduce(into: [:]) { $0[$1.request.environment.name, default: 0] += 1 })
+        var outputs: [(AllocationOutcome, AuthenticatedUser)] = []
+        outputs.reserveCapacity(batch.count)
+        for pending in batch {
+            let user: AuthenticatedUser?
+            if case .existing(let existing) = pending.request.user { user = existing } else { user = made.next() }
+            guard let user else { throw StorageError.misuse("a new user of the batch was not inserted") }
+            outputs.append(try await allocate(pending, user: user, spares: &spares, key: key, on: db))
+        }
+        return outputs
+    }
+
+    /// What a batch reads once per environment: the ready spares (as many as it has requests for the environment,
+    /// handed out in order), and the count of live sessions (kept up to date as the batch creates sessions; claiming
+    /// a spare or evicting one leaves it unchanged, since a STOPPING session is still live).
+    struct BatchReads {
+        let wanted: [String: Int]
+        var names: [String: ArraySlice<String>] = [:]
+        var live: [String: Int] = [:]
+
+        init(wanted: [String: Int]) { self.wanted = wanted }
+
+        mutating func liveCount(_ environment: String, on db: any SQLDatabase) async throws -> Int {
+            if let known = live[environment] { return known }
+            let counted = try await SessionRepository.count(
+                "environment = \(environment.sqlLiteral) AND state IN \(SessionRepository.liveStates)", on: db)
+            live[environment] = counted
+            return counted
+        }
+
+        mutating func next(_ environment: String, on db: any SQLDatabase) async throws -> String? {
+            if names[environment] == nil {
+                let rows = try await db.raw(
+                    """
+                    SELECT name FROM sessions WHERE environment = \(bind: environment) AND state = 'WAITING'
+                    AND owner_id IS NULL LIMIT \(bind: wanted[environment] ?? 1)
+                    """
+                ).all()
+                names[environment] = ArraySlice(try rows.map { try $0.decode(column: "name", as: String.self) })
             }
+            return names[environment]?.popFirst()
+        }
+    }
+
+    /// One allocation of a batch, seeing the ones before it.
+    static func allocate(
+        _ pending: PendingAllocation, user: AuthenticatedUser, spares: inout BatchReads, key: SymmetricKey,
+        on db: any SQLDatabase
+    ) async throws -> (AllocationOutcome, AuthenticatedUser) {
+        let request = pending.request
+        let now = pending.now
+        let parametersText = pending.parametersText
+        let environment = request.environment
+        if case .existing = request.user {
+            // The user's live sessions answer both the reuse (1.) and the per-user cap (2.).
+            let held = try await db.raw(
+                """
+                SELECT * FROM sessions WHERE owner_id = \(bind: user.id) AND state IN \(unsafeRaw: Self.liveStates)
+                ORDER BY created_at, name
+                """
+            ).all().map(Self.decode)
 
             // 1. The user's existing session in this environment.
-            if let existing = try await db.raw(
-                """
-                SELECT * FROM sessions WHERE environment = \(bind: environment.name) AND owner_id = \(bind: user.id)
-                AND state IN \(unsafeRaw: Self.allocatableStates) ORDER BY created_at LIMIT 1
-                """
-            ).first().map(Self.decode) {
+            if let existing = held.first(where: {
+                $0.environment == environment.name && $0.state != .stopping && $0.state != .stopped
+            }) {
                 if let wanted = request.reacquire, wanted != existing.name { return (.unavailable, user) }
                 if request.withToken {
                     guard let nonce = existing.tokenNonce else { return (.cannotReacquire, user) }
@@ -260,88 +355,80 @@ public struct SessionRepository: Sendable {
                 let cap = user.role == .anonymous
                     ? (request.limits.anonymous != 0 ? request.limits.anonymous : request.limits.registered)
                     : request.limits.registered
-                if cap > 0 {
-                    let held = try await Self.count(
-                        "owner_id = \(user.id.sqlLiteral) AND state IN \(Self.liveStates)", on: db)
-                    if held >= cap { return (.unavailable, user) }
-                }
+                if cap > 0 && held.count >= cap { return (.unavailable, user) }
             }
+        } else if request.reacquire != nil {
+            // A user made now holds no session: nothing to reuse (and no cap reached).
+            return (.unavailable, user)
+        }
 
-            let nonce = request.withToken ? Secrets.token(length: 24) : nil
-            func assignment(_ name: String) -> (token: String?, digest: String?) {
-                guard let nonce else { return (nil, nil) }
-                let token = Secrets.activationToken(key: key, session: name, nonce: nonce)
-                return (token, Secrets.digest(token))
-            }
+        let nonce = request.withToken ? Secrets.token(length: 24) : nil
+        func assignment(_ name: String) -> (token: String?, digest: String?) {
+            guard let nonce else { return (nil, nil) }
+            let token = Secrets.activationToken(key: key, session: name, nonce: nonce)
+            return (token, Secrets.digest(token))
+        }
 
-            // 3. A ready hot spare.
-            if let spare = try await db.raw(
+        // 3. A ready hot spare. (An earlier allocation of the batch may have evicted a spare read for it: the guard
+        // in the update skips it.)
+        let state: SessionState = request.withToken ? .waiting : .running
+        let expires = request.withToken
+            ? Self.pendingExpiry(now: now, timeout: request.timeout, settings: environment.settings)
+            : environment.settings.expires.map { now.addingTimeInterval(TimeInterval($0)) }
+        let deadline = request.withToken ? nil : Self.deadline(now: now, settings: environment.settings)
+        while let name = try await spares.next(environment.name, on: db) {
+            let (token, digest) = assignment(name)
+            if let session = try await db.raw(
                 """
-                SELECT name FROM sessions WHERE environment = \(bind: environment.name) AND state = 'WAITING'
-                AND owner_id IS NULL LIMIT 1
+                UPDATE sessions SET owner_id = \(bind: user.id), owner_name = \(bind: user.username),
+                    state = \(bind: state.rawValue), token_nonce = \(bind: nonce), token_digest = \(bind: digest),
+                    pending = \(bind: request.withToken), index_url = \(bind: request.indexURL),
+                    analytics_url = \(bind: request.analyticsURL), parameters = \(bind: parametersText),
+                    started_at = \(bind: now), expires_at = \(bind: expires), deadline_at = \(bind: deadline),
+                    updated_at = \(bind: now)
+                WHERE name = \(bind: name) AND state = 'WAITING' AND owner_id IS NULL
+                RETURNING *
                 """
-            ).first() {
-                let name = try spare.decode(column: "name", as: String.self)
-                let (token, digest) = assignment(name)
-                let state: SessionState = request.withToken ? .waiting : .running
-                let expires = request.withToken
-                    ? Self.pendingExpiry(now: now, timeout: request.timeout, settings: environment.settings)
-                    : environment.settings.expires.map { now.addingTimeInterval(TimeInterval($0)) }
-                let deadline = request.withToken ? nil : Self.deadline(now: now, settings: environment.settings)
-                try await db.update("sessions")
-                    .set("owner_id", to: user.id).set("owner_name", to: user.username).set("state", to: state.rawValue)
-                    .set("token_nonce", to: nonce).set("token_digest", to: digest).set("pending", to: request.withToken)
-                    .set("index_url", to: request.indexURL).set("analytics_url", to: request.analyticsURL)
-                    .set("parameters", to: parametersText).set("started_at", to: now).set("expires_at", to: expires)
-                    .set("deadline_at", to: deadline).set("updated_at", to: now)
-                    .where("name", .equal, name).run()
-                guard let session = try await db.raw("SELECT * FROM sessions WHERE name = \(bind: name)").first()
-                    .map(Self.decode)
-                else { throw StorageError.misuse("session \(name) vanished inside its transaction") }
+            ).first().map(Self.decode) {
                 return (.allocated(session, token: token, reused: false), user)
             }
-
-            // 4. On demand, within capacity and the portal maximum.
-            let active = try await Self.count(
-                "environment = \(environment.name.sqlLiteral) AND state IN \(Self.liveStates)", on: db)
-            if active >= environment.settings.capacity { return (.unavailable, user) }
-            let maximum = request.limits.maximum
-            if maximum > 0 {
-                let allocated = try await Self.count("owner_id IS NOT NULL AND state IN \(Self.liveStates)", on: db)
-                if allocated >= maximum { return (.unavailable, user) }
-                let portalActive = try await Self.count("state IN \(Self.liveStates)", on: db)
-                if portalActive >= maximum {
-                    // Only spares stand in the way: the oldest goes.
-                    guard
-                        let oldest = try await db.raw(
-                            """
-                            SELECT name FROM sessions WHERE owner_id IS NULL AND state IN ('STARTING', 'WAITING')
-                            ORDER BY created_at, name LIMIT 1
-                            """
-                        ).first()
-                    else { return (.unavailable, user) }
-                    try await Self.stop(try oldest.decode(column: "name", as: String.self), now: now, on: db)
-                }
-            }
-            let name = try await Self.nextName(environment.name, on: db)
-            let (token, digest) = assignment(name)
-            let expires = request.withToken
-                ? Self.pendingExpiry(now: now, timeout: request.timeout, settings: environment.settings)
-                : environment.settings.expires.map { now.addingTimeInterval(TimeInterval($0)) }
-            let session = SessionRecord(
-                name: name, environment: environment.name, workshop: environment.workshop.name,
-                state: request.withToken ? .starting : .running, ownerID: user.id, ownerName: user.username,
-                tokenNonce: nonce, tokenDigest: digest, pending: request.withToken, indexURL: request.indexURL,
-                analyticsURL: request.analyticsURL, parameters: [], provision: .pending, attempts: 0,
-                nextAttemptAt: now, errorMessage: nil, url: nil, handle: nil, createdAt: now, startedAt: now,
-                expiresAt: expires,
-                deadlineAt: request.withToken ? nil : Self.deadline(now: now, settings: environment.settings),
-                stoppedAt: nil)
-            try await Self.insert(session, parametersText: parametersText, on: db)
-            var stored = session
-            stored.parameters = Self.resolve(request.parameters, defaults: environment.workshop.parameters)
-            return (.allocated(stored, token: token, reused: false), user)
         }
+
+        // 4. On demand, within capacity and the portal maximum.
+        let active = try await spares.liveCount(environment.name, on: db)
+        if active >= environment.settings.capacity { return (.unavailable, user) }
+        let maximum = request.limits.maximum
+        if maximum > 0 {
+            let allocated = try await Self.count("owner_id IS NOT NULL AND state IN \(Self.liveStates)", on: db)
+            if allocated >= maximum { return (.unavailable, user) }
+            let portalActive = try await Self.count("state IN \(Self.liveStates)", on: db)
+            if portalActive >= maximum {
+                // Only spares stand in the way: the oldest goes.
+                guard
+                    let oldest = try await db.raw(
+                        """
+                        SELECT name FROM sessions WHERE owner_id IS NULL AND state IN ('STARTING', 'WAITING')
+                        ORDER BY created_at, name LIMIT 1
+                        """
+                    ).first()
+                else { return (.unavailable, user) }
+                try await Self.stop(try oldest.decode(column: "name", as: String.self), now: now, on: db)
+            }
+        }
+        let name = try await Self.nextNames(environment.name, count: 1, on: db)[0]
+        let (token, digest) = assignment(name)
+        let session = SessionRecord(
+            name: name, environment: environment.name, workshop: environment.workshop.name,
+            state: request.withToken ? .starting : .running, ownerID: user.id, ownerName: user.username,
+            tokenNonce: nonce, tokenDigest: digest, pending: request.withToken, indexURL: request.indexURL,
+            analyticsURL: request.analyticsURL, parameters: [], provision: .pending, attempts: 0,
+            nextAttemptAt: now, errorMessage: nil, url: nil, handle: nil, createdAt: now, startedAt: now,
+            expiresAt: expires, deadlineAt: deadline, stoppedAt: nil)
+        try await Self.insert([(session, parametersText)], on: db)
+        spares.live[environment.name] = active + 1
+        var stored = session
+        stored.parameters = Self.resolve(request.parameters, defaults: environment.workshop.parameters)
+        return (.allocated(stored, token: token, reused: false), user)
     }
 
     /// Request parameters merged over the workshop's defaults; names the workshop does not define are dropped.
@@ -367,40 +454,45 @@ public struct SessionRepository: Sendable {
             .decode(column: "n", as: Int.self) ?? 0
     }
 
-    /// The next session name of an environment: `<env>-s001`, `<env>-s002`, … (the tally only grows).
-    static func nextName(_ environment: String, on db: any SQLDatabase) async throws -> String {
-        try await db.raw(
-            """
-            INSERT INTO environment_tally (environment, tally, initialized) VALUES (\(bind: environment), 0, \(bind: false))
-            ON CONFLICT (environment) DO NOTHING
-            """
-        ).run()
+    /// The next `count` session names of an environment: `<env>-s001`, `<env>-s002`, … (the tally only grows), in one
+    /// statement.
+    static func nextNames(_ environment: String, count: Int, on db: any SQLDatabase) async throws -> [String] {
+        guard count > 0 else { return [] }
         guard
             let row = try await db.raw(
                 """
-                UPDATE environment_tally SET tally = tally + 1 WHERE environment = \(bind: environment) RETURNING tally
+                INSERT INTO environment_tally (environment, tally, initialized)
+                VALUES (\(bind: environment), \(bind: count), \(bind: false))
+                ON CONFLICT (environment) DO UPDATE SET tally = environment_tally.tally + \(bind: count) RETURNING tally
                 """
             ).first()
         else { throw StorageError.misuse("no tally for \(environment)") }
-        let tally = try row.decode(column: "tally", as: Int.self)
-        return "\(environment)-s\(String(format: "%03d", tally))"
+        let last = try row.decode(column: "tally", as: Int.self)
+        return (last - count + 1...last).map { "\(environment)-s\(String(format: "%03d", $0))" }
     }
 
-    static func insert(_ session: SessionRecord, parametersText: String, on db: any SQLDatabase) async throws {
-        try await db.raw(
-            """
-            INSERT INTO sessions (name, environment, workshop, state, owner_id, owner_name, token_nonce, token_digest,
-                pending, index_url, analytics_url, parameters, provision, attempts, next_attempt_at, error_message,
-                url, handle, created_at, started_at, expires_at, deadline_at, stopped_at, updated_at)
-            VALUES (\(bind: session.name), \(bind: session.environment), \(bind: session.workshop),
-                \(bind: session.state.rawValue), \(bind: session.ownerID), \(bind: session.ownerName),
-                \(bind: session.tokenNonce), \(bind: session.tokenDigest), \(bind: session.pending),
-                \(bind: session.indexURL), \(bind: session.analyticsURL), \(bind: parametersText),
-                \(bind: session.provision.rawValue), \(bind: session.attempts), \(bind: session.nextAttemptAt),
-                NULL, NULL, NULL, \(bind: session.createdAt), \(bind: session.startedAt), \(bind: session.expiresAt),
-                \(bind: session.deadlineAt), NULL, \(bind: session.createdAt))
-            """
-        ).run()
+    /// Inserts sessions, up to 200 rows per statement.
+    static func insert(_ sessions: [(session: SessionRecord, parametersText: String)], on db: any SQLDatabase) async throws {
+        for start in stride(from: 0, to: sessions.count, by: 200) {
+            var insert = db.insert(into: "sessions").columns(
+                "name", "environment", "workshop", "state", "owner_id", "owner_name", "token_nonce", "token_digest",
+                "pending", "index_url", "analytics_url", "parameters", "provision", "attempts", "next_attempt_at",
+                "error_message", "url", "handle", "created_at", "started_at", "expires_at", "deadline_at", "stopped_at",
+                "updated_at")
+            for (session, parametersText) in sessions[start..<min(start + 200, sessions.count)] {
+                let none: String? = nil
+                let noDate: Date? = nil
+                insert = insert.values(
+                    SQLBind(session.name), SQLBind(session.environment), SQLBind(session.workshop),
+                    SQLBind(session.state.rawValue), SQLBind(session.ownerID), SQLBind(session.ownerName),
+                    SQLBind(session.tokenNonce), SQLBind(session.tokenDigest), SQLBind(session.pending),
+                    SQLBind(session.indexURL), SQLBind(session.analyticsURL), SQLBind(parametersText),
+                    SQLBind(session.provision.rawValue), SQLBind(session.attempts), SQLBind(session.nextAttemptAt),
+                    SQLBind(none), SQLBind(none), SQLBind(none), SQLBind(session.createdAt), SQLBind(session.startedAt),
+                    SQLBind(session.expiresAt), SQLBind(session.deadlineAt), SQLBind(noDate), SQLBind(session.createdAt))
+            }
+            try await insert.run()
+        }
     }
 
     /// Puts a session in STOPPING (its expiry becomes now); the teardown makes it STOPPED.
@@ -476,9 +568,8 @@ public struct SessionRepository: Sendable {
 
     /// Allocated sessions whose time is up (unactivated ones included) go to STOPPING. Answers their names.
     public func expire(now: Date) async throws -> [String] {
-        defer { changed() }
         let now = EducatesTime.truncate(now)
-        return try await database.transaction { db in
+        return try await changing(try await database.transaction { db in
             let rows = try await db.raw(
                 """
                 SELECT name FROM sessions WHERE owner_id IS NOT NULL AND state IN \(unsafeRaw: Self.allocatableStates)
@@ -488,7 +579,7 @@ public struct SessionRepository: Sendable {
             let names = try rows.map { try $0.decode(column: "name", as: String.self) }
             for name in names { try await Self.stop(name, now: now, on: db) }
             return names
-        }
+        })
     }
 
     /// The session page of a running session is open (`active`: and its user works in it).
@@ -503,11 +594,10 @@ public struct SessionRepository: Sendable {
     /// seconds, or with no page open for three times that. Answers their names.
     public func stopOrphaned(environment: String, orphaned: Int, now: Date) async throws -> [String] {
         guard orphaned > 0 else { return [] }
-        defer { changed() }
         let now = EducatesTime.truncate(now)
         let idle = now.addingTimeInterval(-TimeInterval(orphaned))
         let unseen = now.addingTimeInterval(-TimeInterval(3 * orphaned))
-        return try await database.transaction { db in
+        return try await changing(try await database.transaction { db in
             let rows = try await db.raw(
                 """
                 SELECT name FROM sessions WHERE environment = \(bind: environment) AND state = 'RUNNING'
@@ -518,14 +608,13 @@ public struct SessionRepository: Sendable {
             let names = try rows.map { try $0.decode(column: "name", as: String.self) }
             for name in names { try await Self.stop(name, now: now, on: db) }
             return names
-        }
+        })
     }
 
     /// Stops every unowned spare of an environment (it is STOPPING or gone from the portal).
     public func stopSpares(environment: String, now: Date) async throws -> [String] {
-        defer { changed() }
         let now = EducatesTime.truncate(now)
-        return try await database.transaction { db in
+        return try await changing(try await database.transaction { db in
             let rows = try await db.raw(
                 """
                 SELECT name FROM sessions WHERE environment = \(bind: environment) AND owner_id IS NULL
@@ -535,18 +624,16 @@ public struct SessionRepository: Sendable {
             let names = try rows.map { try $0.decode(column: "name", as: String.self) }
             for name in names { try await Self.stop(name, now: now, on: db) }
             return names
-        }
+        })
     }
 
     /// Tops the spares of an environment up to `reserved` (to `initial` the first time), within its capacity and the
     /// portal maximum. `initial = 0` means no spares until the first request. Answers the names created.
     public func topUp(_ environment: CatalogEnvironment, limits: SessionLimits, now: Date) async throws -> [String] {
-        defer { changed() }
         let now = EducatesTime.truncate(now)
         let settings = environment.settings
-        return try await database.transaction { db in
-            _ = try await db.select().column("id").from("allocation_lock").where("id", .equal, 1)
-                .lockingClause(ForUpdate()).first()
+        return try await changing(try await database.transaction { db in
+            try await Self.lockAllocations(on: db)
             let tally = try await db.raw(
                 "SELECT tally, initialized FROM environment_tally WHERE environment = \(bind: environment.name)"
             ).first()
@@ -579,20 +666,18 @@ public struct SessionRepository: Sendable {
                 want = min(want, limits.maximum - portalActive)
             }
             guard want > 0 else { return [] }
-            var created: [String] = []
-            for _ in 0..<want {
-                let name = try await Self.nextName(environment.name, on: db)
-                let session = SessionRecord(
+            let names = try await Self.nextNames(environment.name, count: want, on: db)
+            let sessions = names.map { name in
+                SessionRecord(
                     name: name, environment: environment.name, workshop: environment.workshop.name, state: .starting,
                     ownerID: nil, ownerName: nil, tokenNonce: nil, tokenDigest: nil, pending: false, indexURL: nil,
                     analyticsURL: nil, parameters: [], provision: .pending, attempts: 0, nextAttemptAt: now,
                     errorMessage: nil, url: nil, handle: nil, createdAt: now, startedAt: nil, expiresAt: nil,
                     deadlineAt: nil, stoppedAt: nil)
-                try await Self.insert(session, parametersText: "[]", on: db)
-                created.append(name)
             }
-            return created
-        }
+            try await Self.insert(sessions.map { ($0, "[]") }, on: db)
+            return names
+        })
     }
 
     /// Sessions whose lab should be made now: not STOPPING or STOPPED, pending or failed and due.
@@ -620,18 +705,44 @@ public struct SessionRepository: Sendable {
         ).all().map(Self.decode)
     }
 
+    /// What the lab runtime writes when a lab is up or torn down. Many labs finish at once under load, so these go
+    /// through a group commit: one transaction (one fsync) for all that finished while the last one was written.
+    enum LabOutcome: Sendable {
+        /// The lab is up: a STARTING session becomes WAITING.
+        case provisioned(name: String, url: String, handle: String?, now: Date)
+        /// The lab is torn down: the session is STOPPED.
+        case stopped(name: String, now: Date)
+    }
+
+    static func record(_ outcomes: [LabOutcome], on db: any SQLDatabase) async throws -> [Void] {
+        for outcome in outcomes {
+            switch outcome {
+            case .provisioned(let name, let url, let handle, let now):
+                try await db.raw(
+                    """
+                    UPDATE sessions SET provision = 'ready', url = \(bind: url), handle = \(bind: handle),
+                        error_message = NULL, next_attempt_at = NULL, updated_at = \(bind: now),
+                        state = CASE WHEN state = 'STARTING' THEN 'WAITING' ELSE state END
+                    WHERE name = \(bind: name) AND state IN \(unsafeRaw: Self.allocatableStates)
+                    """
+                ).run()
+            case .stopped(let name, let now):
+                try await db.raw(
+                    """
+                    UPDATE sessions SET state = 'STOPPED', provision = 'released', stopped_at = \(bind: now),
+                        updated_at = \(bind: now), pending = \(bind: false)
+                    WHERE name = \(bind: name) AND state = 'STOPPING'
+                    """
+                ).run()
+            }
+        }
+        return outcomes.map { _ in () }
+    }
+
     /// The lab is up: a STARTING session becomes WAITING.
     public func markProvisioned(_ name: String, url: String, handle: String?, now: Date) async throws {
         defer { changed() }
-        let now = EducatesTime.truncate(now)
-        try await database.sql.raw(
-            """
-            UPDATE sessions SET provision = 'ready', url = \(bind: url), handle = \(bind: handle),
-                error_message = NULL, next_attempt_at = NULL, updated_at = \(bind: now),
-                state = CASE WHEN state = 'STARTING' THEN 'WAITING' ELSE state END
-            WHERE name = \(bind: name) AND state IN \(unsafeRaw: Self.allocatableStates)
-            """
-        ).run()
+        try await labOutcomes.run(.provisioned(name: name, url: url, handle: handle, now: EducatesTime.truncate(now)))
     }
 
     /// The attempt failed: say why, and try again at `retryAt`.
@@ -660,14 +771,7 @@ public struct SessionRepository: Sendable {
     /// The lab is torn down: the session is STOPPED.
     public func markStopped(_ name: String, now: Date) async throws {
         defer { changed() }
-        let now = EducatesTime.truncate(now)
-        try await database.sql.raw(
-            """
-            UPDATE sessions SET state = 'STOPPED', provision = 'released', stopped_at = \(bind: now),
-                updated_at = \(bind: now), pending = \(bind: false)
-            WHERE name = \(bind: name) AND state = 'STOPPING'
-            """
-        ).run()
+        try await labOutcomes.run(.stopped(name: name, now: EducatesTime.truncate(now)))
     }
 
     /// The teardown failed; keep the session STOPPING and say why.
