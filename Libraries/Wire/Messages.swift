@@ -104,21 +104,6 @@ struct RequestEnvelope<Params: Encodable>: Encodable {
     var meta: WireMeta?
 }
 
-struct ResultEnvelope<Result: Encodable>: Encodable {
-    var jsonrpc = "2.0"
-    var id: JSONRPCID?
-    var result: Result
-
-    enum CodingKeys: String, CodingKey { case jsonrpc, id, result }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(jsonrpc, forKey: .jsonrpc)
-        try container.encode(id, forKey: .id)  // explicit null when unknown
-        try container.encode(result, forKey: .result)
-    }
-}
-
 struct ErrorEnvelope: Encodable {
     var jsonrpc = "2.0"
     var id: JSONRPCID?

@@ -105,6 +105,38 @@ public final class WireClient: Service, Sendable {
         idempotent: Bool = false,
         meta: WireMeta = WireMeta()
     ) async throws -> Result {
+        try await perform(method, params, deadline: deadline, idempotent: idempotent, meta: meta) { line in
+            let body = try WireJSON.decoder.decode(ResponseBody<Result>.self, from: line)
+            if let error = body.error { throw error }
+            return body.result!
+        }
+    }
+
+    /// Calls `method` and answers the bytes of its `result` member as they came, for the caller to read (bulk reads
+    /// with their own compact reader; see `WireRouter.registerRaw`).
+    public func callRaw<Params: Encodable & Sendable>(
+        _ method: String,
+        _ params: Params,
+        deadline: TimeAmount? = nil,
+        idempotent: Bool = false,
+        meta: WireMeta = WireMeta()
+    ) async throws -> ByteBuffer {
+        try await perform(method, params, deadline: deadline, idempotent: idempotent, meta: meta) { line in
+            if let range = JSONMembers.range(of: "result", in: line) {
+                return line.getSlice(at: line.readerIndex + range.lowerBound, length: range.count) ?? ByteBuffer()
+            }
+            let body = try WireJSON.decoder.decode(ResponseBody<Empty?>.self, from: line)
+            if let error = body.error { throw error }
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "an answer with no result"))
+        }
+    }
+
+    private struct Empty: Decodable {}
+
+    private func perform<Params: Encodable & Sendable, Result>(
+        _ method: String, _ params: Params, deadline: TimeAmount?, idempotent: Bool, meta: WireMeta,
+        decode: (ByteBuffer) throws -> Result
+    ) async throws -> Result {
         var meta = meta
         if meta.requestID == nil { meta.requestID = WireMeta.currentRequestID }
         let started = NIODeadline.now()
@@ -119,10 +151,9 @@ public final class WireClient: Service, Sendable {
             do {
                 let connection = try await endpoints[index].connection(deadline: due)
                 let line = try await connection.send(method: method, params: params, meta: meta, deadline: due)
-                let body = try WireJSON.decoder.decode(ResponseBody<Result>.self, from: line)
-                if let error = body.error { throw error }
+                let result = try decode(line)
                 metrics.record(method: method, code: 0, since: started)
-                return body.result!
+                return result
             } catch let error as WireError {
                 let retry = attemptsLeft > 0 && error.code == WireError.Code.unavailable.rawValue
                     && NIODeadline.now() < due
@@ -468,7 +499,13 @@ final class WireConnection: Sendable {
             deliver(id, line)
             return
         }
-        guard let head = try? WireJSON.decoder.decode(ResponseHead.self, from: line) else {
+        // Only the id member is decoded: an answer may be megabytes long.
+        guard let range = JSONMembers.range(of: "id", in: line),
+            var slice = line.getSlice(at: line.readerIndex + range.lowerBound, length: range.count),
+            case var member = ByteBuffer(string: #"{"id":"#), member.writeBuffer(&slice) > 0,
+            member.writeString("}") > 0,
+            let head = try? WireJSON.decoder.decode(ResponseHead.self, from: member)
+        else {
             logger.warning("wire answer without a readable id dropped")
             return
         }

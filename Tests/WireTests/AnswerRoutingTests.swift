@@ -24,4 +24,22 @@ struct AnswerRoutingTests {
     func slowPath(line: String) {
         #expect(WireConnection.leadingNumericID(ByteBuffer(string: line)) == nil)
     }
+
+    @Test("a member's value is found without decoding, whatever the order, nesting and strings around it")
+    func members() {
+        func value(_ key: String, _ line: String) -> String? {
+            let buffer = ByteBuffer(string: line)
+            return JSONMembers.range(of: key, in: buffer).map { String(buffer.getString(at: $0.lowerBound, length: $0.count)!) }
+        }
+        let line = #"{"id":"a\"}","x":{"result":[1,"]"]}, "result" : [ {"k":"}{"} , null ] ,"z":true}"#
+        #expect(value("id", line) == #""a\"}""#)
+        #expect(value("result", line) == #"[ {"k":"}{"} , null ]"#)
+        #expect(value("z", line) == "true")
+        #expect(value("nested", line) == nil, "only top-level members")
+        #expect(value("result", #"{"jsonrpc":"2.0","id":3,"result":-12.5e3}"#) == "-12.5e3")
+        #expect(value("result", #"{"jsonrpc":"2.0","id":3,"result":"#) == nil, "a value that is cut off")
+        #expect(value("result", #"{"result":[1,2"#) == nil)
+        #expect(value("result", "[1,2]") == nil, "not an object")
+        #expect(value("result", "{}") == nil)
+    }
 }

@@ -37,6 +37,32 @@ struct WireClientTests {
         try await server.stop()
     }
 
+    @Test("a method that writes its own result: the caller gets exactly those bytes, and its errors as errors")
+    func rawResult() async throws {
+        let server = try await RunningServer.start()
+        let client = try makeClient(ports: [server.port])
+        let raw = try await client.callRaw("test.raw", Echo(value: 7, text: "a \"quoted\" } text ]"))
+        #expect(String(buffer: raw) == #"[7,"a \"quoted\" } text ]",{"nested":["}",{"a":"]"}]}]"#)
+        // The same answer through the typed call decodes as usual.
+        let typed = try await client.call("test.raw", Echo(value: 8, text: "x"), returning: [AnyDecodable].self)
+        #expect(typed.count == 3)
+        await #expect(throws: WireError.self) { try await client.callRaw("test.raw", Echo(value: -1)) }
+        do {
+            _ = try await client.callRaw("test.raw", Echo(value: -1))
+        } catch let error as WireError {
+            #expect(error.code == WireError.Code.invalidParams.rawValue && error.message.contains("negative"))
+        }
+        // A raw answer to a string id carries the id as sent.
+        let line = try await rawClient(port: server.port)
+        try await line.send(#"{"jsonrpc":"2.0","id":"k\"1","method":"test.raw","params":{"value":1}}"# + "\n")
+        let answer = try await line.readJSON()
+        #expect(answer?["id"] as? String == "k\"1")
+        #expect((answer?["result"] as? [Any])?.first as? Int == 1)
+        await line.close()
+        await client.shutdown()
+        try await server.stop()
+    }
+
     @Test("1,000 concurrent calls on one connection, answered out of order, each reach their caller")
     func thousandConcurrentCalls() async throws {
         let probe = Probe()
@@ -170,5 +196,18 @@ struct WireClientTests {
         #expect(try await calls.value == Array(0..<10))
         try await stopping.value
         await client.shutdown()
+    }
+}
+
+/// Any JSON value, for checking a shape without a type.
+struct AnyDecodable: Decodable {
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { return }
+        if (try? container.decode(Double.self)) != nil { return }
+        if (try? container.decode(String.self)) != nil { return }
+        if (try? container.decode(Bool.self)) != nil { return }
+        if (try? container.decode([AnyDecodable].self)) != nil { return }
+        _ = try container.decode([String: AnyDecodable].self)
     }
 }

@@ -51,6 +51,12 @@ func makeTestRouter(probe: Probe, gate: Gate? = nil) -> WireRouter {
         probe.notifications.withLockedValue { $0.append(params.value) }
         return params
     }
+    // Writes its result by hand: a JSON array with the text in it, braces and quotes included.
+    router.registerRaw("test.raw", allowed: .any) { (params: Echo, _) -> [UInt8] in
+        if params.value < 0 { throw WireError.invalidParams("value must not be negative") }
+        let text = String(decoding: try JSONEncoder().encode(params.text ?? ""), as: UTF8.self)
+        return Array(#"[\#(params.value),\#(text),{"nested":["}",{"a":"]"}]}]"#.utf8)
+    }
     router.register("test.gated", allowed: .any) { (params: Echo, _) -> Echo in
         await gate?.arriveAndWait()
         return params

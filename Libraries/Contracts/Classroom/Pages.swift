@@ -237,4 +237,30 @@ public enum ClassroomPages {
     public static let classes = "classes.page"
     public static let labs = "labs.page"
     public static let audit = "audit.page"
+    /// `labs.page` with the same params, answered as a `RowPage` of `LabItem` rows (the form exports read).
+    public static let labRows = "labs.rows"
+}
+
+extension LabItem: RowConvertible {
+    public static let rowColumns = [
+        "id", "classID", "name", "templateName", "templateID", "region", "configurationID", "desktopsURL", "state",
+    ]
+
+    public var rowCells: [String?] {
+        [id, classID, name, templateName, templateID, region, configurationID, desktopsURL, state]
+    }
+
+    public init(rowCells cells: [String?]) throws {
+        guard cells.count == Self.rowColumns.count else {
+            throw RowPageError("a lab row has \(cells.count) cells for \(Self.rowColumns.count) columns")
+        }
+        func required(_ index: Int) throws -> String {
+            guard let value = cells[index] else { throw RowPageError("a lab row has no \(Self.rowColumns[index])") }
+            return value
+        }
+        self.init(
+            id: try required(0), classID: try required(1), name: try required(2), templateName: try required(3),
+            templateID: try required(4), region: try required(5), configurationID: cells[6], desktopsURL: cells[7],
+            state: try required(8))
+    }
 }

@@ -4,7 +4,8 @@ import ServerKit
 import Wire
 
 /// `courses.page`, `classes.page`, `labs.page` and `audit.page`: keyset-paged bulk reads for report-service, with
-/// the REST lists' filters. The cursor is the last id of the page before.
+/// the REST lists' filters. The cursor is the last id of the page before. `labs.rows` is `labs.page` in the compact
+/// row form (`RowPage`), which exports read.
 enum ClassroomPagesWire {
     static func register(on router: inout WireRouter, dependencies: ClassroomDependencies) {
         let callers = WireCallers.only([ServiceName.report.rawValue, "admin"])
@@ -16,6 +17,9 @@ enum ClassroomPagesWire {
         }
         router.register(ClassroomPages.labs, allowed: callers) { (params: PageRequest<ListFilters>, _) -> Page<LabItem> in
             try await labsPage(params, dependencies)
+        }
+        router.registerRaw(ClassroomPages.labRows, allowed: callers) { (params: PageRequest<ListFilters>, _) -> [UInt8] in
+            RowPage(try await labsPage(params, dependencies)).json()
         }
         router.register(ClassroomPages.audit, allowed: callers) { (params: PageRequest<ListFilters>, _) -> Page<AuditItem> in
             try await auditPage(params, dependencies)

@@ -25,8 +25,14 @@ public struct DataPeer: Sendable {
                     ClassroomPages.classes, classroomRequest, returning: Page<ClassItem>.self, idempotent: true)
                 return (page.items.map(Cells.row), page.nextCursor)
             case .labs:
-                let page = try await classroom.call(
-                    ClassroomPages.labs, classroomRequest, returning: Page<LabItem>.self, idempotent: true)
+                // The compact row form: a million labs are read several times faster than as objects.
+                let raw = try await classroom.callRaw(ClassroomPages.labRows, classroomRequest, idempotent: true)
+                let page: Page<LabItem>
+                do {
+                    page = try RowPage(json: raw.readableBytesView).items(of: LabItem.self)
+                } catch {
+                    throw WireError.internal("classroom-service answered labs.rows with a page that cannot be read: \(error)")
+                }
                 return (page.items.map(Cells.row), page.nextCursor)
             case .audit:
                 let page = try await classroom.call(

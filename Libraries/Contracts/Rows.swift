@@ -1,0 +1,292 @@
+import Foundation
+
+/// A page of flat rows in a compact JSON form, for bulk reads (exports): the column names once, then each row as an
+/// array of strings or nulls, and the cursor of the next page.
+///
+///     {"columns":["id","name"],"rows":[["1","Lab 1"],["2",null]],"next_cursor":"2"}
+///
+/// Objects with the same keys repeated a million times cost most of an export's time to write and read, so this form
+/// is written and read by hand here (no `Codable` machinery), in one pass over the bytes. It is still one JSON value
+/// inside an ordinary JSON-RPC answer.
+public struct RowPage: Sendable, Equatable {
+    public var columns: [String]
+    public var rows: [[String?]]
+    public var nextCursor: String?
+
+    public init(columns: [String], rows: [[String?]], nextCursor: String?) {
+        self.columns = columns
+        self.rows = rows
+        self.nextCursor = nextCursor
+    }
+
+    /// The page of `items`, each as its cells.
+    public init<Item: RowConvertible>(_ page: Page<Item>) {
+        self.init(columns: Item.rowColumns, rows: page.items.map(\.rowCells), nextCursor: page.nextCursor)
+    }
+
+    /// The items of the page. The columns must be `Item.rowColumns`, in any order; extra columns are ignored.
+    public func items<Item: RowConvertible>(of type: Item.Type = Item.self) throws -> Page<Item> {
+        let index = Dictionary(columns.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+        let positions = try Item.rowColumns.map { name in
+            guard let position = index[name] else { throw RowPageError("the page has no column \(name)") }
+            return position
+        }
+        let identity = positions == Array(0..<positions.count) && columns.count == positions.count
+        let items = try rows.map { row -> Item in
+            guard row.count == columns.count else {
+                throw RowPageError("a row has \(row.count) cells for \(columns.count) columns")
+            }
+            return try Item(rowCells: identity ? row : positions.map { row[$0] })
+        }
+        return Page(items: items, nextCursor: nextCursor)
+    }
+
+    // MARK: Writing
+
+    /// The page as JSON bytes.
+    public func json() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(64 + rows.count * max(1, columns.count) * 16)
+        out.append(contentsOf: #"{"columns":["#.utf8)
+        for (index, column) in columns.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            Self.write(column, to: &out)
+        }
+        out.append(contentsOf: #"],"rows":["#.utf8)
+        for (rowIndex, row) in rows.enumerated() {
+            if rowIndex > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "["))
+            for (index, cell) in row.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                if let cell { Self.write(cell, to: &out) } else { out.append(contentsOf: "null".utf8) }
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        out.append(contentsOf: #"],"next_cursor":"#.utf8)
+        if let nextCursor { Self.write(nextCursor, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    private static let hex = Array("0123456789abcdef".utf8)
+
+    /// A JSON string: `"` and `\` escaped, control characters as `\n`, `\t`… or `\u00XX`; everything else as is.
+    static func write(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var text = text
+        text.withUTF8 { bytes in
+            var start = 0
+            for (index, byte) in bytes.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
+                start = index + 1
+                out.append(UInt8(ascii: "\\"))
+                switch byte {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(byte)
+                case 0x0A: out.append(UInt8(ascii: "n"))
+                case 0x0D: out.append(UInt8(ascii: "r"))
+                case 0x09: out.append(UInt8(ascii: "t"))
+                default:
+                    out.append(contentsOf: "u00".utf8)
+                    out.append(hex[Int(byte >> 4)])
+                    out.append(hex[Int(byte & 0x0F)])
+                }
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...]))
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    // MARK: Reading
+
+    /// Reads a page from JSON bytes: an object with exactly the members `columns`, `rows` and `next_cursor` (the
+    /// last may be missing), in any order, with any JSON whitespace.
+    public init(json bytes: some Collection<UInt8>) throws {
+        let parsed: RowPage? = try bytes.withContiguousStorageIfAvailable { buffer in
+            var reader = Reader(bytes: UnsafeRawBufferPointer(buffer))
+            return try reader.page()
+        }
+        if let parsed {
+            self = parsed
+        } else {
+            let copy = Array(bytes)
+            self = try copy.withUnsafeBytes { buffer in
+                var reader = Reader(bytes: buffer)
+                return try reader.page()
+            }
+        }
+    }
+
+    struct Reader {
+        let bytes: UnsafeRawBufferPointer
+        var at = 0
+
+        init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+        mutating func page() throws -> RowPage {
+            var columns: [String]?
+            var rows: [[String?]]?
+            var cursor: String??
+            try expect(UInt8(ascii: "{"))
+            if try !consume(UInt8(ascii: "}")) {
+                repeat {
+                    let key = try string()
+                    try expect(UInt8(ascii: ":"))
+                    switch key {
+                    case "columns":
+                        guard columns == nil else { throw RowPageError("columns appears twice") }
+                        columns = try array { reader in try reader.string() }
+                    case "rows":
+                        guard rows == nil else { throw RowPageError("rows appears twice") }
+                        rows = try array { reader in try reader.array { cell in try cell.nullableString() } }
+                    case "next_cursor":
+                        guard cursor == nil else { throw RowPageError("next_cursor appears twice") }
+                        cursor = .some(try nullableString())
+                    default:
+                        throw RowPageError("unexpected member \(key)")
+                    }
+                } while try consume(UInt8(ascii: ","))
+                try expect(UInt8(ascii: "}"))
+            }
+            skipSpace()
+            guard at == bytes.count else { throw RowPageError("unexpected bytes after the page at offset \(at)") }
+            guard let columns, let rows else { throw RowPageError("a page needs columns and rows") }
+            return RowPage(columns: columns, rows: rows, nextCursor: cursor ?? nil)
+        }
+
+        mutating func skipSpace() {
+            while at < bytes.count {
+                switch bytes[at] {
+                case 0x20, 0x09, 0x0A, 0x0D: at += 1
+                default: return
+                }
+            }
+        }
+
+        mutating func consume(_ byte: UInt8) throws -> Bool {
+            skipSpace()
+            guard at < bytes.count, bytes[at] == byte else { return false }
+            at += 1
+            return true
+        }
+
+        mutating func expect(_ byte: UInt8) throws {
+            guard try consume(byte) else {
+                throw RowPageError("expected '\(Character(Unicode.Scalar(byte)))' at offset \(at)")
+            }
+        }
+
+        mutating func array<T>(_ element: (inout Reader) throws -> T) throws -> [T] {
+            try expect(UInt8(ascii: "["))
+            var items: [T] = []
+            if try consume(UInt8(ascii: "]")) { return items }
+            repeat { items.append(try element(&self)) } while try consume(UInt8(ascii: ","))
+            try expect(UInt8(ascii: "]"))
+            return items
+        }
+
+        mutating func nullableString() throws -> String? {
+            skipSpace()
+            if at + 4 <= bytes.count, bytes[at] == UInt8(ascii: "n"), bytes[at + 1] == UInt8(ascii: "u"),
+                bytes[at + 2] == UInt8(ascii: "l"), bytes[at + 3] == UInt8(ascii: "l")
+            {
+                at += 4
+                return nil
+            }
+            return try string()
+        }
+
+        mutating func string() throws -> String {
+            try expect(UInt8(ascii: "\""))
+            let start = at
+            // The common case: no escape, copied in one piece.
+            while at < bytes.count {
+                let byte = bytes[at]
+                if byte == UInt8(ascii: "\"") {
+                    let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<at]), as: UTF8.self)
+                    at += 1
+                    return text
+                }
+                if byte == UInt8(ascii: "\\") { break }
+                if byte < 0x20 { throw RowPageError("a control character inside a string at offset \(at)") }
+                at += 1
+            }
+            var out = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<at]))
+            while at < bytes.count {
+                let byte = bytes[at]
+                at += 1
+                switch byte {
+                case UInt8(ascii: "\""):
+                    return String(decoding: out, as: UTF8.self)
+                case UInt8(ascii: "\\"):
+                    guard at < bytes.count else { break }
+                    let escape = bytes[at]
+                    at += 1
+                    switch escape {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(escape)
+                    case UInt8(ascii: "b"): out.append(0x08)
+                    case UInt8(ascii: "f"): out.append(0x0C)
+                    case UInt8(ascii: "n"): out.append(0x0A)
+                    case UInt8(ascii: "r"): out.append(0x0D)
+                    case UInt8(ascii: "t"): out.append(0x09)
+                    case UInt8(ascii: "u"):
+                        var scalar = try hex4()
+                        if (0xD800..<0xDC00).contains(scalar) {
+                            // A high surrogate must be followed by `\u` and a low one.
+                            guard at + 2 <= bytes.count, bytes[at] == UInt8(ascii: "\\"), bytes[at + 1] == UInt8(ascii: "u")
+                            else { throw RowPageError("a lone surrogate at offset \(at)") }
+                            at += 2
+                            let low = try hex4()
+                            guard (0xDC00..<0xE000).contains(low) else { throw RowPageError("a lone surrogate at offset \(at)") }
+                            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                        } else if (0xDC00..<0xE000).contains(scalar) {
+                            throw RowPageError("a lone surrogate at offset \(at)")
+                        }
+                        guard let unicode = Unicode.Scalar(scalar) else { throw RowPageError("bad \\u escape at offset \(at)") }
+                        out.append(contentsOf: Array(String(Character(unicode)).utf8))
+                    default:
+                        throw RowPageError("bad escape at offset \(at - 1)")
+                    }
+                default:
+                    if byte < 0x20 { throw RowPageError("a control character inside a string at offset \(at - 1)") }
+                    out.append(byte)
+                }
+            }
+            throw RowPageError("a string does not end")
+        }
+
+        mutating func hex4() throws -> UInt32 {
+            guard at + 4 <= bytes.count else { throw RowPageError("a short \\u escape at offset \(at)") }
+            var value: UInt32 = 0
+            for _ in 0..<4 {
+                let byte = bytes[at]
+                at += 1
+                let digit: UInt32
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(byte - UInt8(ascii: "0"))
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(byte - UInt8(ascii: "a") + 10)
+                case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(byte - UInt8(ascii: "A") + 10)
+                default: throw RowPageError("bad \\u escape at offset \(at - 1)")
+                }
+                value = value << 4 | digit
+            }
+            return value
+        }
+    }
+}
+
+/// A page that is not the row form, said for a person.
+public struct RowPageError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var description: String
+
+    public init(_ description: String) { self.description = description }
+}
+
+/// An item that crosses the wire as a flat row (see `RowPage`).
+public protocol RowConvertible: Sendable {
+    /// The names of the cells, in order.
+    static var rowColumns: [String] { get }
+    /// The cells, in `rowColumns` order.
+    var rowCells: [String?] { get }
+    /// The item from its cells, in `rowColumns` order.
+    init(rowCells: [String?]) throws
+}
