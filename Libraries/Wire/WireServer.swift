@@ -142,6 +142,9 @@ public final class WireServer: Service, Sendable {
                             self.accepted.withLockedValue { $0 += 1 }
                             group.addTask { await self.serve(connection) }
                         }
+                    } catch is CancellationError {
+                        // The service is stopping: not a failure.
+                        self.logger.debug("wire accept loop cancelled")
                     } catch {
                         self.logger.error("wire accept loop failed", metadata: ["error": "\(error)"])
                     }

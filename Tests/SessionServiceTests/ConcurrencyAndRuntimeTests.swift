@@ -121,6 +121,48 @@ struct ConcurrencyAndRuntimeTests {
         }
     }
 
+    @Test("a reload that lowers reserved or capacity stops the spares above them, newest first; initial's spares stay", arguments: TestBackends.all)
+    func lowerReservedStopsSpares(backend: DatabaseBackend) async throws {
+        let portal = StubCatalog.portal([
+            StubCatalog.environment("lab-w01", workshop: "ws", capacity: 10, reserved: 5),
+            StubCatalog.environment("lab-w02", workshop: "ws2", capacity: 10, reserved: 1, initial: 4),
+        ])
+        try await SessionHarness.with(backend, portal: portal) { harness in
+            try await harness.pass()
+            func spares(_ environment: String) async throws -> [String] {
+                try await harness.dependencies.sessions.sessions(in: [.starting, .waiting])
+                    .filter { $0.environment == environment && $0.ownerID == nil }.map(\.name).sorted()
+            }
+            #expect(try await spares("lab-w01").count == 5)
+            try await harness.pass()
+            #expect(try await spares("lab-w02").count == 4, "the spares made for initial outlive the first passes")
+
+            // One spare is taken by a user; then reserved drops to 2: two of the four others stop, the newest first.
+            try await harness.application().test(.router) { client in
+                let token = try await client.robotToken(harness.credentials)
+                let answer = try await client.call(.get, "/workshops/environment/lab-w01/request/?index_url=x", headers: bearer(token))
+                #expect(answer.status == .ok)
+            }
+            try await harness.pass()  // the taken spare is replaced: five spares again
+            let before = try await spares("lab-w01")
+            #expect(before.count == 5)
+            harness.catalog.update { $0.environments[0].settings.reserved = 2; $0.environments[0].settings.initial = 2 }
+            try await harness.pass()
+            let left = try await spares("lab-w01")
+            #expect(left == Array(before.prefix(2)), "the newest spares went first: \(left) of \(before)")
+            let owned = try await harness.dependencies.sessions.sessions(in: [.starting, .waiting, .running])
+                .filter { $0.ownerID != nil }
+            #expect(owned.count == 1, "a session with an owner is never stopped for this")
+
+            // Capacity below what is live: spares go until it fits; the owned session stays.
+            harness.catalog.update { $0.environments[1].settings.capacity = 2 }
+            try await harness.pass()
+            #expect(try await spares("lab-w02").count == 2)
+            try await harness.pass()
+            #expect(try await spares("lab-w02").count == 2, "stable: nothing more stops, nothing is made")
+        }
+    }
+
     @Test("a background pass that changes nothing keeps the cached counts; one that does drops them")
     func quietPassKeepsCounts() async throws {
         let portal = StubCatalog.portal([StubCatalog.environment("lab-w01", workshop: "ws", capacity: 3, reserved: 1)])

@@ -143,6 +143,12 @@ public final class LabRuntime: Service, Sendable {
                             "spares created",
                             metadata: ["environment": "\(environment.name)", "sessions": "\(created.joined(separator: ","))"])
                     }
+                    let trimmed = try await sessions.trimSpares(environment, now: time)
+                    if !trimmed.isEmpty {
+                        logger.info(
+                            "spares above the environment's reserved or capacity stopped",
+                            metadata: ["environment": "\(environment.name)", "sessions": "\(trimmed.joined(separator: ","))"])
+                    }
                 case .stopping:
                     let stopped = try await sessions.stopSpares(environment: environment.name, now: time)
                     if !stopped.isEmpty {

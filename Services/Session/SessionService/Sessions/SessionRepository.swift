@@ -627,6 +627,36 @@ public struct SessionRepository: Sendable {
         })
     }
 
+    /// Stops the spares an environment no longer wants after a reload lowered its numbers: those above
+    /// `max(initial, reserved)` (so the spares made at start for `initial` stay), and those that keep it above its
+    /// capacity. Spares still starting go first, then the newest ready ones. Sessions with an owner are never stopped
+    /// here. Answers the names stopped.
+    public func trimSpares(_ environment: CatalogEnvironment, now: Date) async throws -> [String] {
+        let now = EducatesTime.truncate(now)
+        let settings = environment.settings
+        return try await changing(try await database.transaction { db in
+            try await Self.lockAllocations(on: db)
+            let spares = try await Self.count(
+                "environment = \(environment.name.sqlLiteral) AND owner_id IS NULL AND state IN ('STARTING', 'WAITING')",
+                on: db)
+            guard spares > 0 else { return [] }
+            let active = try await Self.count(
+                "environment = \(environment.name.sqlLiteral) AND state IN \(Self.liveStates)", on: db)
+            let excess = min(spares, max(spares - max(settings.initial, settings.reserved), active - settings.capacity, 0))
+            guard excess > 0 else { return [] }
+            let names = try await db.raw(
+                """
+                SELECT name FROM sessions WHERE environment = \(bind: environment.name) AND owner_id IS NULL
+                AND state IN ('STARTING', 'WAITING')
+                ORDER BY CASE WHEN state = 'STARTING' THEN 0 ELSE 1 END, created_at DESC, name DESC
+                LIMIT \(bind: excess)
+                """
+            ).all().map { try $0.decode(column: "name", as: String.self) }
+            for name in names { try await Self.stop(name, now: now, on: db) }
+            return names
+        })
+    }
+
     /// Tops the spares of an environment up to `reserved` (to `initial` the first time), within its capacity and the
     /// portal maximum. `initial = 0` means no spares until the first request. Answers the names created.
     public func topUp(_ environment: CatalogEnvironment, limits: SessionLimits, now: Date) async throws -> [String] {
