@@ -61,6 +61,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // MARK: Libraries
@@ -113,6 +114,7 @@ let package = Package(
             dependencies: serviceLibraryDependencies + [
                 sqlKit, .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Services/Session/SessionService"),
         .executableTarget(name: "session-service", dependencies: ["SessionService", "ServerKit"], path: "Services/Session/session-service"),

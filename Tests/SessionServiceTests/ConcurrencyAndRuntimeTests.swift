@@ -288,7 +288,7 @@ struct ConcurrencyAndRuntimeTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("labportal-exec-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let script = directory.appendingPathComponent("provision").path
-        try """
+        try writeExecutable(script, """
             #!/bin/sh
             input=$(cat)
             case "$1" in
@@ -298,8 +298,7 @@ struct ConcurrencyAndRuntimeTests {
               delete) exit 0 ;;
               status) exit 0 ;;
             esac
-            """.write(toFile: script, atomically: true, encoding: .utf8)
-        chmod(script, 0o755)
+            """)
         let provisioner = ExecProvisioner(executable: script, timeout: .seconds(20), logger: quietLogger)
         let request = ProvisionRequest(
             action: "create", session: "lab-w01-s001", environment: "lab-w01", workshop: "ws", owner: nil,

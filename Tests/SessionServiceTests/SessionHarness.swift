@@ -74,7 +74,8 @@ struct SessionHarness: Sendable {
             let catalog = StubCatalog(portal)
             let provisioner = provisioner ?? StubProvisioner()
             let dependencies = try await SessionApplication.makeDependencies(
-                database: database, catalog: catalog.peer, provisioner: provisioner, portalMaxAge: .zero,
+                database: database, catalog: catalog.peer, provisioner: provisioner,
+                analytics: .http(timeout: .seconds(2)), portalMaxAge: .zero,
                 now: clock.source, logger: quietLogger)
             try await dependencies.prepare()
             try await testCredentials.apply(to: dependencies.identity.repository, now: clock.now, logger: quietLogger)

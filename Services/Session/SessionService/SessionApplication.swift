@@ -52,7 +52,7 @@ public enum SessionApplication {
         try await runtime.run(
             routes: { router in addRoutes(to: router, dependencies: dependencies) },
             wire: wireRouter(dependencies),
-            background: [dependencies.runtime, dependencies.outbox],
+            background: [dependencies.runtime, dependencies.outbox, dependencies.analytics],
             prepare: { _ in
                 try await dependencies.prepare()
                 try await credentials.apply(to: dependencies.identity.repository, now: Date(), logger: logger)
@@ -67,7 +67,7 @@ public enum SessionApplication {
     /// Builds session-service's parts on an open, migrated database.
     public static func makeDependencies(
         database: Database, catalog: CatalogPeer, classroom: ClassroomPeer = .unavailable, provisioner: any Provisioner,
-        runtimeConfiguration: LabRuntime.Configuration = .init(), portalMaxAge: Duration = .seconds(2),
+        analytics: AnalyticsSender = .http(), runtimeConfiguration: LabRuntime.Configuration = .init(), portalMaxAge: Duration = .seconds(2),
         now: @escaping @Sendable () -> Date, logger: Logger
     ) async throws -> SessionDependencies {
         let identityRepository = IdentityRepository(database: database)
@@ -85,6 +85,7 @@ public enum SessionApplication {
         return SessionDependencies(
             identity: identity, authenticator: authenticator, sessions: sessions, labs: labs, portal: portal, runtime: runtime,
             outbox: outbox,
+            analytics: AnalyticsOutbox(database: database, sender: analytics, leases: Leases(database), now: now, logger: logger),
             counts: OverviewCache(
                 sessions: sessions, maxAge: database.backend == .postgres ? .milliseconds(500) : nil),
             now: now, logger: logger)

@@ -5,5 +5,5 @@ enum SessionMigrations {
     static let all: [Migration] =
         [Migration(version: 1, name: "leases", statements: Leases.migrationStatements)]
         + IdentityRepository.migrations + SessionRepository.migrations
-        + LabEnvironmentRepository.migrations + AuditOutbox.migrations
+        + LabEnvironmentRepository.migrations + AuditOutbox.migrations + AnalyticsOutbox.migrations
 }

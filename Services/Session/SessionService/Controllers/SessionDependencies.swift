@@ -14,13 +14,15 @@ public struct SessionDependencies: Sendable {
     public var portal: PortalCache
     public var runtime: LabRuntime
     public var outbox: AuditOutbox
+    public var analytics: AnalyticsOutbox
     public var counts: SessionApplication.OverviewCache
     public var now: @Sendable () -> Date
     public var logger: Logger
 
     public init(
         identity: IdentityService, authenticator: CachedAuthenticator, sessions: SessionRepository,
-        labs: LabEnvironmentRepository, portal: PortalCache, runtime: LabRuntime, outbox: AuditOutbox, counts: SessionApplication.OverviewCache, now: @escaping @Sendable () -> Date,
+        labs: LabEnvironmentRepository, portal: PortalCache, runtime: LabRuntime, outbox: AuditOutbox, analytics: AnalyticsOutbox,
+        counts: SessionApplication.OverviewCache, now: @escaping @Sendable () -> Date,
         logger: Logger
     ) {
         self.counts = counts
@@ -31,6 +33,7 @@ public struct SessionDependencies: Sendable {
         self.portal = portal
         self.runtime = runtime
         self.outbox = outbox
+        self.analytics = analytics
         self.now = now
         self.logger = logger
     }

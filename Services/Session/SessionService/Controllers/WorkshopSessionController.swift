@@ -20,6 +20,7 @@ struct WorkshopSessionController: Sendable {
             router.on("/workshops/session/:session/extend", method: method, use: extend)
             router.on("/workshops/session/:session/terminate", method: method, use: terminate)
         }
+        router.post("/workshops/session/:session/event", use: event)
     }
 
     // MARK: Request
@@ -199,6 +200,53 @@ struct WorkshopSessionController: Sendable {
     // MARK: Schedule, extend, terminate
 
     /// The live session `name` (STARTING to STOPPING), if the caller may act on it.
+    // MARK: Analytics
+
+    /// `{"event": {"name": "…", "data": {…}}}` → `{}`. The event is forwarded to the session's `analytics_url` (if it
+    /// was requested with one) by the analytics outbox.
+    @Sendable func event(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        var request = request
+        let (session, caller) = try await permittedSession(request, context: context)
+        let body = try await request.bodyData(limit: 64 << 10)
+        let shape = #"the body must be {"event": {"name": "…", "data": {…}}}"#
+        guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else {
+            throw ServiceFailure(.badRequest, "Invalid JSON request payload: \(shape)", field: "event")
+        }
+        guard let event = object["event"] as? [String: Any] else {
+            throw ServiceFailure(.badRequest, "event is required: \(shape)", field: "event")
+        }
+        guard let name = event["name"] as? String, !name.isEmpty, name.count <= 256 else {
+            throw ServiceFailure(.badRequest, "event.name must be a string of 1 to 256 characters", field: "event.name")
+        }
+        let data = event["data"] ?? [String: Any]()
+        guard data is [String: Any] || data is NSNull else {
+            throw ServiceFailure(.badRequest, "event.data must be an object", field: "event.data")
+        }
+        guard let url = session.analyticsURL, !url.isEmpty else { return JSONResponse.make(json: .object([])) }
+        guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""), parsed.host != nil
+        else {
+            context.logger.warning(
+                "analytics event not forwarded: the session's analytics_url is not an http(s) URL",
+                metadata: ["session": "\(session.name)", "analytics_url": "\(url)"])
+            return JSONResponse.make(json: .object([]))
+        }
+        let portal = try? await dependencies.portal.current()
+        let payload: [String: Any] = [
+            "portal": [
+                "name": portal?.portal.name ?? "", "uid": portal?.portal.uid ?? "", "generation": portal?.generation ?? 0,
+                "url": portal?.portal.url ?? "",
+            ],
+            "event": [
+                "name": name, "timestamp": EducatesTime.string(dependencies.now()) ?? "",
+                "user": session.ownerName ?? "", "by": caller.username, "session": session.name,
+                "environment": session.environment, "workshop": session.workshop, "data": data,
+            ],
+        ]
+        let bytes = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
+        try await dependencies.analytics.enqueue(session: session.name, url: url, payload: Array(bytes))
+        return JSONResponse.make(json: .object([]))
+    }
+
     func permittedSession(_ request: Request, context: BasicRequestContext) async throws -> (SessionRecord, AuthenticatedUser) {
         let caller = try await dependencies.sessionCaller(request)
         let name = try Validation.slug(context.parameters.get("session"), field: "session")

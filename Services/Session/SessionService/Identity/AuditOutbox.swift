@@ -50,11 +50,9 @@ public final class AuditOutbox: Service, Sendable {
     let database: Database
     let classroom: ClassroomPeer
     let leases: Leases
-    let interval: Duration
     let now: @Sendable () -> Date
     let logger: Logger
-    let holder = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8))"
-    private let wakeups = WakeSignal()
+    let loop: LeasedLoop
 
     public init(
         database: Database, classroom: ClassroomPeer, leases: Leases, interval: Duration = .seconds(2),
@@ -63,9 +61,9 @@ public final class AuditOutbox: Service, Sendable {
         self.database = database
         self.classroom = classroom
         self.leases = leases
-        self.interval = interval
         self.now = now
         self.logger = logger
+        self.loop = LeasedLoop(lease: "session-audit-outbox", leases: leases, interval: interval, now: now, logger: logger)
     }
 
     /// Queues an activity inside the caller's transaction.
@@ -80,23 +78,10 @@ public final class AuditOutbox: Service, Sendable {
             .run()
     }
 
-    public func wake() { wakeups.signal() }
+    public func wake() { loop.wake() }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                do {
-                    if try await leases.acquire("session-audit-outbox", holder: holder, ttl: .seconds(30), now: now()) {
-                        try await pass()
-                    }
-                } catch {
-                    logger.warning("audit delivery pass failed", metadata: ["error": "\(error)"])
-                }
-                await wakeups.wait(for: interval)
-            }
-        } onGracefulShutdown: { [wakeups] in
-            wakeups.signal()
-        }
+        await loop.run { [self] in try await pass() }
     }
 
     /// Delivers what is due, oldest first; answers how many were delivered. A failure backs off (at most 5 min).
