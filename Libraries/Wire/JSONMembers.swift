@@ -13,6 +13,31 @@ enum JSONMembers {
         }
     }
 
+    /// The range of `result` in an answer written as this library writes them (`{"jsonrpc":"2.0","id":<n>,"result":`
+    /// then the value and a closing brace), found without reading the value; nil for any other shape. The value is
+    /// then whatever lies before the final brace: its reader checks it.
+    static func canonicalResult(in buffer: ByteBuffer) -> Range<Int>? {
+        buffer.withUnsafeReadableBytes { bytes -> Range<Int>? in
+            let head = canonicalHead
+            guard bytes.count > head.count + 12 else { return nil }
+            for index in 0..<head.count where bytes[index] != head[index] { return nil }
+            var index = head.count
+            let digitsStart = index
+            while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") { index += 1 }
+            guard index > digitsStart else { return nil }
+            let member = canonicalResultMember
+            guard index + member.count < bytes.count else { return nil }
+            for offset in 0..<member.count where bytes[index + offset] != member[offset] { return nil }
+            var end = bytes.count
+            while end > 0, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[end - 1]) { end -= 1 }
+            guard end > index + member.count, bytes[end - 1] == UInt8(ascii: "}") else { return nil }
+            return (index + member.count)..<(end - 1)
+        }
+    }
+
+    private static let canonicalHead = Array(#"{"jsonrpc":"2.0","id":"#.utf8)
+    private static let canonicalResultMember = Array(#","result":"#.utf8)
+
     struct Scanner {
         let bytes: UnsafeRawBufferPointer
         var at = 0

@@ -122,7 +122,7 @@ public final class WireClient: Service, Sendable {
         meta: WireMeta = WireMeta()
     ) async throws -> ByteBuffer {
         try await perform(method, params, deadline: deadline, idempotent: idempotent, meta: meta) { line in
-            if let range = JSONMembers.range(of: "result", in: line) {
+            if let range = JSONMembers.canonicalResult(in: line) ?? JSONMembers.range(of: "result", in: line) {
                 return line.getSlice(at: line.readerIndex + range.lowerBound, length: range.count) ?? ByteBuffer()
             }
             let body = try WireJSON.decoder.decode(ResponseBody<Empty?>.self, from: line)

@@ -42,4 +42,18 @@ struct AnswerRoutingTests {
         #expect(value("result", "[1,2]") == nil, "not an object")
         #expect(value("result", "{}") == nil)
     }
+
+    @Test("the result of an answer in this library's own shape is found without reading it; other shapes are not")
+    func canonicalResult() {
+        func value(_ line: String) -> String? {
+            let buffer = ByteBuffer(string: line)
+            return JSONMembers.canonicalResult(in: buffer).map { String(buffer.getString(at: $0.lowerBound, length: $0.count)!) }
+        }
+        #expect(value(#"{"jsonrpc":"2.0","id":42,"result":{"columns":["a"],"rows":[["}"]]}}"#) == #"{"columns":["a"],"rows":[["}"]]}"#)
+        #expect(value(#"{"jsonrpc":"2.0","id":42,"result":[1,2]}"# + "\n") == "[1,2]")
+        #expect(value(#"{"jsonrpc":"2.0","id":42,"error":{"code":1}}"#) == nil)
+        #expect(value(#"{"jsonrpc":"2.0","id":"x","result":1}"#) == nil)
+        #expect(value(#"{"id":42,"jsonrpc":"2.0","result":1}"#) == nil)
+        #expect(value(#"{"jsonrpc":"2.0","id":42,"result":1"#) == nil)
+    }
 }

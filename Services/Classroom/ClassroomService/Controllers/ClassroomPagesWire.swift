@@ -87,7 +87,7 @@ enum ClassroomPagesWire {
             }
             classID = id
         }
-        let (labs, next) = try await dependencies.repository.labs(
+        let (labs, next) = try await dependencies.repository.labListings(
             after: cursor, limit: limit, classID: classID, filter: filter)
         let workshops = try await dependencies.repository.labWorkshops(Set(labs.map(\.classID)))
         let templates = (try? await dependencies.templates()) ?? [:]
@@ -98,7 +98,9 @@ enum ClassroomPagesWire {
             return LabItem(
                 id: String(lab.id), classID: String(lab.classID), name: lab.name,
                 templateName: template?.name ?? templateID, templateID: templateID, region: template?.region ?? "",
-                configurationID: lab.configurationID, desktopsURL: base.desktopsURL(lab), state: lab.state.rawValue)
+                configurationID: lab.configurationID,
+                desktopsURL: base.desktopsURL(configurationID: lab.configurationID, accessToken: lab.accessToken),
+                state: lab.state.rawValue)
         }
     }
 

@@ -102,7 +102,11 @@ struct Representations: Sendable {
     }
 
     func desktopsURL(_ lab: LabRecord) -> String? {
-        lab.configurationID == nil ? nil : "\(base)/desktops/\(lab.accessToken)"
+        desktopsURL(configurationID: lab.configurationID, accessToken: lab.accessToken)
+    }
+
+    func desktopsURL(configurationID: String?, accessToken: String) -> String? {
+        configurationID == nil ? nil : "\(base)/desktops/\(accessToken)"
     }
 
     func lab(_ lab: LabRecord, template: Template?, templateID: String) -> JSONValue {

@@ -295,6 +295,16 @@ public struct ClassRecord: Sendable, Equatable {
     }
 }
 
+/// The columns of a lab that bulk reads need.
+public struct LabListing: Sendable, Equatable {
+    public var id: Int64
+    public var classID: Int64
+    public var name: String
+    public var state: LabState
+    public var configurationID: String?
+    public var accessToken: String
+}
+
 public struct LabRecord: Sendable, Equatable {
     public var id: Int64
     public var classID: Int64

@@ -104,6 +104,31 @@ extension ClassroomRepository {
             query, after: cursor, limit: limit, decode: Self.decodeLab, id: \.id)
     }
 
+    /// What a bulk read of labs needs (`labs.page`, `labs.rows`), in a page of the list's order: six columns instead
+    /// of every one (a million-lab export reads each row once, and decoding is most of its cost here).
+    public func labListings(after cursor: String?, limit: Int, classID: Int64?, filter: ListFilter) async throws
+        -> ([LabListing], String?)
+    {
+        var query = filter.nameCondition(
+            database.sql.select().columns("id", "class_id", "name", "state", "configuration_id", "access_token")
+                .from("labs"))
+            .where("removed", .equal, false)
+        if let classID { query = query.where("class_id", .equal, classID) }
+        if let state = filter.state { query = query.where("state", .equal, state) }
+        if let range = filter.createdAt { query = range.apply(to: query, column: "created_at") }
+        return try await Keyset(sort: filter.sort).read(query, after: cursor, limit: limit, decode: Self.decodeListing, id: \.id)
+    }
+
+    static func decodeListing(_ row: any SQLRow) throws -> LabListing {
+        LabListing(
+            id: try row.decode(column: "id", as: Int64.self),
+            classID: try row.decode(column: "class_id", as: Int64.self),
+            name: try row.decode(column: "name", as: String.self),
+            state: LabState(rawValue: try row.decode(column: "state", as: String.self)) ?? .initialized,
+            configurationID: try row.decodeOptional(column: "configuration_id", as: String.self),
+            accessToken: try row.decode(column: "access_token", as: String.self))
+    }
+
     public enum LabChangeRefusal: Error, Equatable {
         case notFound
         /// The lab is provisioning, starting or shutting down.
