@@ -71,6 +71,8 @@ public struct Page<Item: Codable & Sendable & Equatable>: Codable, Sendable, Equ
     }
 }
 
+extension PageRequest: Hashable where Filters: Hashable {}
+
 /// An empty params or result object, `{}`.
 public struct Empty: Codable, Sendable, Equatable {
     public init() {}

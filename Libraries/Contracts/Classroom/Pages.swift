@@ -3,7 +3,7 @@ import Foundation
 /// The filters of the Classrooms bulk reads: the same strings as the matching REST list (`query`, `created_at`,
 /// `last_deployed`, `sort`). `labs.page` also takes `class_id` (nil for every class's labs). Pages follow `sort` (then
 /// id); the cursor carries the last row's sort key.
-public struct ListFilters: Sendable, Equatable, Codable {
+public struct ListFilters: Sendable, Hashable, Codable {
     public var query: String?
     public var createdAt: String?
     public var lastDeployed: String?

@@ -18,8 +18,19 @@ enum ClassroomPagesWire {
         router.register(ClassroomPages.labs, allowed: callers) { (params: PageRequest<ListFilters>, _) -> Page<LabItem> in
             try await labsPage(params, dependencies)
         }
+        // An export reads page after page: each page's successor is made while the exporter writes this one.
+        let readAhead = ReadAhead<PageRequest<ListFilters>, (json: [UInt8], next: String?)>()
         router.registerRaw(ClassroomPages.labRows, allowed: callers) { (params: PageRequest<ListFilters>, _) -> [UInt8] in
-            RowPage(try await labsPage(params, dependencies)).json()
+            try await readAhead.page(
+                params,
+                read: { params in
+                    let page = try await labsPage(params, dependencies)
+                    return (RowPage(page).json(), page.nextCursor)
+                },
+                next: { page in
+                    page.next.map { PageRequest(cursor: $0, limit: params.limit, filters: params.filters) }
+                }
+            ).json
         }
         router.register(ClassroomPages.audit, allowed: callers) { (params: PageRequest<ListFilters>, _) -> Page<AuditItem> in
             try await auditPage(params, dependencies)

@@ -126,15 +126,21 @@ public final class ExportRunner: Service, Sendable {
     // MARK: One job
 
     enum Outcome {
-        case done(rows: Int, bytes: Int)
+        case done(rows: Int, bytes: Int, waits: Waits)
         case lostLease
+    }
+
+    /// Where a job's time went while it was not writing: waiting for the peer's pages, and for compression.
+    struct Waits {
+        var peer: Duration = .zero
+        var compression: Duration = .zero
     }
 
     func run(_ record: ExportRecord) async {
         let started = ContinuousClock.now
         do {
             switch try await stream(record) {
-            case .done(let rows, let bytes):
+            case .done(let rows, let bytes, let waits):
                 let retention = record.notifyByEmail ? configuration.emailRetention : configuration.retention
                 let expires = now().addingTimeInterval(retention)
                 if try await repository.finish(
@@ -145,6 +151,7 @@ public final class ExportRunner: Service, Sendable {
                         metadata: [
                             "export": "\(record.id)", "rows": "\(rows)", "bytes": "\(bytes)",
                             "seconds": "\(ContinuousClock.now - started)",
+                            "waiting_for_peer": "\(waits.peer)", "waiting_for_compression": "\(waits.compression)",
                         ])
                     if record.notifyByEmail { try? await sendEmails() }
                 }
@@ -202,10 +209,13 @@ public final class ExportRunner: Service, Sendable {
         var cursor: String?
         // The first page's progress shows at once; then every 2 s.
         var lastBeat = ContinuousClock.now - .seconds(10)
+        var waits = Waits()
 
         func drain(keeping: Int) async throws {
             while pending.count > keeping {
+                let waited = ContinuousClock.now
                 let member = try await pending.removeFirst().value
+                waits.compression += ContinuousClock.now - waited
                 bytes += member.readableBytes
                 do {
                     try await writer.write(member)
@@ -229,7 +239,9 @@ public final class ExportRunner: Service, Sendable {
         while let pending = next {
             // A shutdown hands the job back at once (the next runner starts it again) rather than finishing it.
             if Task.isCancelled || Task.isShuttingDownGracefully { throw CancellationError() }
+            let waited = ContinuousClock.now
             let page = try await pending.value
+            waits.peer += ContinuousClock.now - waited
             cursor = page.next
             let done = rows + page.rows.count
             next = cursor.map { cursor in Task { [self] in try await fetch(record, cursor: cursor, rowsSoFar: done) } }
@@ -252,7 +264,7 @@ public final class ExportRunner: Service, Sendable {
         } catch {
             throw ExportFailure(message: "\(error)")
         }
-        return .done(rows: rows, bytes: bytes)
+        return .done(rows: rows, bytes: bytes, waits: waits)
     }
 
     /// One page, retried while the peer is unavailable (waits of 1, 2, 4, … s); a refusal fails the job at once.
