@@ -50,13 +50,7 @@ public struct WireRouter: Sendable {
         _ handler: @escaping @Sendable (Params, WireCallContext) async throws -> Result
     ) {
         methods[name] = Method(allowed: allowed) { line, id, context in
-            let params: Params
-            do {
-                params = try WireJSON.decoder.decode(RequestParams<Params>.self, from: line).params
-            } catch let error as DecodingError {
-                throw WireError.invalidParams(describe(error))
-            }
-            let result = try await handler(params, context)
+            let result = try await handler(try decodeParams(line), context)
             return try answerLine(id: id, result: WireJSON.encoder.encode(result))
         }
     }
@@ -70,14 +64,17 @@ public struct WireRouter: Sendable {
         _ handler: @escaping @Sendable (Params, WireCallContext) async throws -> [UInt8]
     ) {
         methods[name] = Method(allowed: allowed) { line, id, context in
-            let params: Params
-            do {
-                params = try WireJSON.decoder.decode(RequestParams<Params>.self, from: line).params
-            } catch let error as DecodingError {
-                throw WireError.invalidParams(describe(error))
-            }
-            return try answerLine(id: id, result: try await handler(params, context))
+            try answerLine(id: id, result: try await handler(try decodeParams(line), context))
         }
+    }
+}
+
+/// The params of a request line; a mismatch is `invalid_params` naming the member.
+func decodeParams<Params: Decodable>(_ line: ByteBuffer) throws -> Params {
+    do {
+        return try WireJSON.decoder.decode(RequestParams<Params>.self, from: line).params
+    } catch let error as DecodingError {
+        throw WireError.invalidParams(describe(error))
     }
 }
 
