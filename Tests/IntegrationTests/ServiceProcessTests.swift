@@ -8,6 +8,46 @@ import Wire
 /// The four real executables, started as processes on loopback with real TLS between them.
 @Suite("Service processes", .serialized)
 struct ServiceProcessTests {
+    @Test("a service whose HTTP port is taken exits at once, non-zero, saying why (its background loops do not hold it)")
+    func portTakenExits() async throws {
+        let stack = try await LocalStack()
+        // Something else listens on session-service's HTTP port.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(stack.httpPorts["session"]!).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(bound == 0 && listen(fd, 4) == 0)
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try stack.executable("session"))
+        process.environment = stack.environment(for: "session")
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("port-taken-\(UUID().uuidString).out")
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: output) }
+        let handle = try FileHandle(forWritingTo: output)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        // Bounded: a process that hangs is killed and the test fails instead of the run.
+        for _ in 0..<300 where process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+        let exited = !process.isRunning
+        if !exited {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? handle.close()
+        let log = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+        #expect(exited, "session-service was still running 30 s after failing to bind: \(log.suffix(2000))")
+        #expect(process.terminationStatus != 0)
+        #expect(log.contains("Address already in use"), "\(log.suffix(2000))")
+    }
+
     @Test("the four services start, migrate, ping their peers, turn ready, name themselves, and stop on SIGTERM")
     func fourServicesRun() async throws {
         try await LocalStack.with { stack in

@@ -28,14 +28,25 @@ labportal_require_swift() {
 }
 
 # A TCP port on 127.0.0.1 that nothing listens on right now.
+# A port nothing listens on, below Linux's ephemeral range (32768–60999) so that no outgoing connection can be
+# holding it, and not one this script handed out before (ports are picked before the services bind them). Callers
+# use $(labportal_free_port), a subshell, so the ports handed out are noted in a file named after the script's PID.
 labportal_free_port() {
-  local port
+  local port picked="${TMPDIR:-/tmp}/labportal-ports-$$"
   for _ in $(seq 1 200); do
-    port=$(( (RANDOM % 30000) + 20000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
+    port=$(( (RANDOM % 12000) + 20000 ))
+    grep -qx "$port" "$picked" 2>/dev/null && continue
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port" >> "$picked"
+      echo "$port"
+      return 0
+    fi
   done
   return 1
 }
+
+# Forgets the ports this script handed out (call on exit).
+labportal_forget_ports() { rm -f "${TMPDIR:-/tmp}/labportal-ports-$$"; }
 
 # Waits until URL answers 200, for at most SECONDS.
 labportal_wait_http() {
