@@ -195,15 +195,26 @@ public final class Database: Service, Sendable {
             do {
                 result = try await body(session)
             } catch {
-                do {
-                    try await session.raw("ROLLBACK").run()
-                } catch let rollbackError {
-                    self.logger.error("rollback failed", metadata: ["error": "\(rollbackError)"])
-                }
+                await self.rollback(session)
                 throw error
             }
-            try await session.raw("COMMIT").run()
+            do {
+                // COMMIT and ROLLBACK run outside the caller's task: a cancelled caller must not leave the connection
+                // inside an open transaction (on SQLite, the only connection).
+                try await Task { try await session.raw("COMMIT").run() }.value
+            } catch {
+                await self.rollback(session)
+                throw error
+            }
             return result
+        }
+    }
+
+    private func rollback(_ session: any SQLDatabase) async {
+        do {
+            try await Task { try await session.raw("ROLLBACK").run() }.value
+        } catch {
+            logger.error("rollback failed", metadata: ["error": "\(error)"])
         }
     }
 

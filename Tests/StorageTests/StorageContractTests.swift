@@ -104,6 +104,29 @@ struct StorageContractTests {
         }
     }
 
+    @Test("a transaction whose task is cancelled half way is all or nothing, and the database stays usable", arguments: TestBackends.all)
+    func cancelledTransaction(backend: DatabaseBackend) async throws {
+        try await TestDatabase(backend).with { database in
+            try await Migrator(Self.migrations).migrate(database, logger: quietLogger)
+            let task = Task {
+                try await database.transaction { db in
+                    try await db.raw("INSERT INTO jobs (id, payload) VALUES (1, 'x')").run()
+                    withUnsafeCurrentTask { $0?.cancel() }
+                    try await db.raw("INSERT INTO jobs (id, payload) VALUES (2, 'y')").run()
+                }
+            }
+            _ = await task.result
+            let rows = try await count(database)
+            #expect(rows == 0 || rows == 2, "half a transaction was kept: \(rows) rows")
+            // The connection is not left inside the cancelled transaction: the next one works and commits.
+            try await database.transaction { db in
+                try await db.raw("INSERT INTO jobs (id, payload) VALUES (3, 'z')").run()
+            }
+            let after = try await count(database)
+            #expect(after == rows + 1)
+        }
+    }
+
     @Test("8 concurrent claimers drain a queue and no row is claimed twice", arguments: TestBackends.all)
     func concurrentClaims(backend: DatabaseBackend) async throws {
         let test = TestDatabase(backend)
