@@ -4,23 +4,40 @@ import ServiceLifecycle
 import Storage
 
 /// Background work that one replica at a time does: every `interval`, or at once when woken, the holder of the lease
-/// runs a pass. A failed pass is logged and tried again on the next turn. Stops on graceful shutdown.
+/// runs a pass. A failed pass is logged (as `failure`) and tried again on the next turn. Stops on graceful shutdown or
+/// cancellation, and then gives the lease up so that another replica takes over at once.
 public final class LeasedLoop: Sendable {
     public let lease: String
     let leases: Leases
     let interval: Duration
+    let ttl: Duration
     let now: @Sendable () -> Date
     let logger: Logger
+    let failure: Logger.Message
+    let failureLevel: Logger.Level
     /// This process, as the lease knows it.
-    public let holder = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8))"
+    public let holder: String
     private let wakeups = WakeSignal()
 
-    public init(lease: String, leases: Leases, interval: Duration, now: @escaping @Sendable () -> Date, logger: Logger) {
+    public init(
+        lease: String, leases: Leases, interval: Duration, ttl: Duration = .seconds(30), holder: String? = nil,
+        failure: Logger.Message = "background pass failed; will try again", failureLevel: Logger.Level = .warning,
+        now: @escaping @Sendable () -> Date, logger: Logger
+    ) {
         self.lease = lease
         self.leases = leases
         self.interval = interval
+        self.ttl = ttl
+        self.holder = holder ?? Self.processHolder()
+        self.failure = failure
+        self.failureLevel = failureLevel
         self.now = now
         self.logger = logger
+    }
+
+    /// A holder name for this process: host, pid and a random suffix.
+    public static func processHolder() -> String {
+        "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8))"
     }
 
     /// Runs the next pass now instead of after the interval.
@@ -30,16 +47,19 @@ public final class LeasedLoop: Sendable {
         await withGracefulShutdownHandler {
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 do {
-                    if try await leases.acquire(lease, holder: holder, ttl: .seconds(30), now: now()) {
+                    if try await leases.acquire(lease, holder: holder, ttl: ttl, now: now()) {
                         try await pass()
                     }
                 } catch {
-                    logger.warning("background pass failed; will try again", metadata: ["lease": "\(lease)", "error": "\(error)"])
+                    logger.log(level: failureLevel, failure, metadata: ["lease": "\(lease)", "error": "\(error)"])
                 }
                 await wakeups.wait(for: interval)
             }
         } onGracefulShutdown: { [wakeups] in
             wakeups.signal()
         }
+        // Outside the (possibly cancelled) task, so that the release is not cancelled with it.
+        let release = { [leases, lease, holder] in try await leases.release(lease, holder: holder) }
+        try? await Task { try await release() }.value
     }
 }

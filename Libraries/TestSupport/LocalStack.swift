@@ -288,7 +288,45 @@ private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendabl
 }
 
 /// Real nginx from `deploy/nginx`, in front of a stack's services, on a port of its own.
+extension LocalStack {
+    /// The background loops' interval for end-to-end tests (short, so that labs come up at once).
+    static let quickIntervals: [String: [String: String]] = [
+        "session": ["LABPORTAL_SESSION_INTERVAL_MS": "200"],
+        "classroom": ["LABPORTAL_CLASSROOM_INTERVAL_MS": "200"],
+    ]
+
+    /// Starts catalog-service on `portal` and then `services` (with quick background loops, plus `environment` for
+    /// each), waits until all are ready, and runs `body` with real nginx in front. Without nginx the test does
+    /// nothing, unless the run requires nginx (then it throws `NginxProxy.Missing`).
+    public static func withProxy(
+        portal: String, services: [String], environment: [String: [String: String]] = [:],
+        _ body: (LocalStack, NginxProxy) async throws -> Void
+    ) async throws {
+        guard let nginx = NginxProxy.binary else {
+            if NginxProxy.required { throw NginxProxy.Missing() }
+            return
+        }
+        try await with { stack in
+            let portalFile = "\(stack.home)/portal.yaml"
+            try portal.write(toFile: portalFile, atomically: true, encoding: .utf8)
+            try stack.start("catalog", environment: ["LABPORTAL_PORTAL_FILE": portalFile])
+            for name in services {
+                try stack.start(
+                    name, environment: (quickIntervals[name] ?? [:]).merging(environment[name] ?? [:]) { _, given in given })
+            }
+            for name in ["catalog"] + services { try await stack.waitReady(name) }
+            let proxy = try await NginxProxy(stack: stack, binary: nginx)
+            defer { proxy.stop() }
+            try await body(stack, proxy)
+        }
+    }
+}
+
 public final class NginxProxy: @unchecked Sendable {
+    public struct Missing: Error, CustomStringConvertible {
+        public var description: String { "nginx is required in this run (LABPORTAL_REQUIRE_NGINX=1) but is missing" }
+    }
+
     public let port: Int
     let process: Process
 

@@ -1,4 +1,5 @@
 import Foundation
+import ServerKit
 
 /// A real SMTP server on loopback for tests: Python's aiosmtpd (the Debian package `python3-aiosmtpd`), which writes
 /// every message it receives into `directory`, one file each.
@@ -53,7 +54,7 @@ public final class SMTPSink: @unchecked Sendable {
         try process.run()
         let port = self.port
         let up = await eventually(attempts: 100, interval: .milliseconds(50)) {
-            (try? await rawConnect(port: port)) == true
+            Loopback.accepts(port: port)
         }
         guard up else {
             stop()
@@ -77,25 +78,3 @@ public final class SMTPSink: @unchecked Sendable {
     deinit { stop() }
 }
 
-/// Whether something accepts TCP connections on 127.0.0.1:`port`.
-func rawConnect(port: Int) async throws -> Bool {
-    let line = try await RawTCP.probe(port: port)
-    return line
-}
-
-enum RawTCP {
-    static func probe(port: Int) async throws -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
-    }
-}

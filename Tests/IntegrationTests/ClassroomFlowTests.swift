@@ -38,19 +38,7 @@ struct ClassroomFlowTests {
 
     @Test("course → class → labs → provisioned and run by session-service → student page → lab → class deleted")
     func endToEnd() async throws {
-        guard let nginx = NginxProxy.binary else {
-            #expect(!NginxProxy.required, "nginx is required in this run but is missing")
-            return
-        }
-        try await LocalStack.with { stack in
-            let portalFile = "\(stack.home)/portal.yaml"
-            try Self.portal.write(toFile: portalFile, atomically: true, encoding: .utf8)
-            try stack.start("catalog", environment: ["LABPORTAL_PORTAL_FILE": portalFile])
-            try stack.start("session", environment: ["LABPORTAL_SESSION_INTERVAL_MS": "200"])
-            try stack.start("classroom", environment: ["LABPORTAL_CLASSROOM_INTERVAL_MS": "200"])
-            for name in ["catalog", "session", "classroom"] { try await stack.waitReady(name) }
-            let proxy = try await NginxProxy(stack: stack, binary: nginx)
-            defer { proxy.stop() }
+        try await LocalStack.withProxy(portal: Self.portal, services: ["session", "classroom"]) { stack, proxy in
             let base = proxy.base
             let c = try WorkshopFlowTests.credentials(stack.home)
             let basic = "Basic " + Data("\(c["LABPORTAL_ADMIN_USER"]!):\(c["LABPORTAL_ADMIN_API_TOKEN"]!)".utf8).base64EncodedString()

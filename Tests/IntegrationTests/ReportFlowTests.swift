@@ -75,20 +75,9 @@ struct ReportFlowTests {
     static func withFlow(
         reportEnvironment: [String: String] = [:], _ body: @Sendable (Flow) async throws -> Void
     ) async throws {
-        guard let nginx = NginxProxy.binary else {
-            #expect(!NginxProxy.required, "nginx is required in this run but is missing")
-            return
-        }
-        try await LocalStack.with { stack in
-            let portalFile = "\(stack.home)/portal.yaml"
-            try Self.portal.write(toFile: portalFile, atomically: true, encoding: .utf8)
-            try stack.start("catalog", environment: ["LABPORTAL_PORTAL_FILE": portalFile])
-            try stack.start("session", environment: ["LABPORTAL_SESSION_INTERVAL_MS": "200"])
-            try stack.start("classroom", environment: ["LABPORTAL_CLASSROOM_INTERVAL_MS": "200"])
-            try stack.start("report", environment: reportEnvironment)
-            for name in ["catalog", "session", "classroom", "report"] { try await stack.waitReady(name) }
-            let proxy = try await NginxProxy(stack: stack, binary: nginx)
-            defer { proxy.stop() }
+        try await LocalStack.withProxy(
+            portal: Self.portal, services: ["session", "classroom", "report"], environment: ["report": reportEnvironment]
+        ) { stack, proxy in
             let c = try WorkshopFlowTests.credentials(stack.home)
             let basic = "Basic " + Data("\(c["LABPORTAL_ADMIN_USER"]!):\(c["LABPORTAL_ADMIN_API_TOKEN"]!)".utf8).base64EncodedString()
             try await body(

@@ -50,19 +50,7 @@ struct WorkshopFlowTests {
 
     @Test("robot token → request → activation → session page → extend → terminate → back to the index with session-deleted")
     func endToEnd() async throws {
-        guard let nginx = NginxProxy.binary else {
-            #expect(!NginxProxy.required, "nginx is required in this run but is missing")
-            return
-        }
-        try await LocalStack.with { stack in
-            let portalFile = "\(stack.home)/portal.yaml"
-            try Self.portal.write(toFile: portalFile, atomically: true, encoding: .utf8)
-            try stack.start("catalog", environment: ["LABPORTAL_PORTAL_FILE": portalFile])
-            try stack.start("session", environment: ["LABPORTAL_SESSION_INTERVAL_MS": "200"])
-            try await stack.waitReady("catalog")
-            try await stack.waitReady("session")
-            let proxy = try await NginxProxy(stack: stack, binary: nginx)
-            defer { proxy.stop() }
+        try await LocalStack.withProxy(portal: Self.portal, services: ["session"]) { stack, proxy in
             let base = proxy.base
             let c = try Self.credentials(stack.home)
 

@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import Logging
+import ServerKit
 import ServiceLifecycle
 import Storage
 
@@ -14,7 +15,23 @@ struct EnvironmentJanitor: Service {
     let interval: Duration
     let now: @Sendable () -> Date
     let logger: Logger
-    let holder = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8))"
+    let loop: LeasedLoop
+
+    init(
+        repository: PortalRepository, snapshots: SnapshotCache, sessions: SessionPeer, leases: Leases, interval: Duration,
+        now: @escaping @Sendable () -> Date, logger: Logger
+    ) {
+        self.repository = repository
+        self.snapshots = snapshots
+        self.sessions = sessions
+        self.leases = leases
+        self.interval = interval
+        self.now = now
+        self.logger = logger
+        self.loop = LeasedLoop(
+            lease: "catalog-janitor", leases: leases, interval: interval,
+            failure: "environment cleanup pass failed", now: now, logger: logger)
+    }
 
     /// One pass; answers the environments deleted.
     @discardableResult
@@ -35,15 +52,6 @@ struct EnvironmentJanitor: Service {
     }
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                if try await leases.acquire("catalog-janitor", holder: holder, ttl: .seconds(30), now: now()) {
-                    try await pass()
-                }
-            } catch {
-                logger.warning("environment cleanup pass failed", metadata: ["error": "\(error)"])
-            }
-            try? await Task.sleep(for: interval)
-        }
+        await loop.run { [self] in _ = try await pass() }
     }
 }

@@ -45,7 +45,7 @@ public final class ClassScheduler: Service, Sendable {
     let configuration: Configuration
     let now: @Sendable () -> Date
     let logger: Logger
-    private let wakeups = WakeSignal()
+    private let loop: LeasedLoop
 
     public init(
         repository: ClassroomRepository, labs: LabPeer, portal: PortalCache, leases: Leases,
@@ -58,29 +58,17 @@ public final class ClassScheduler: Service, Sendable {
         self.configuration = configuration
         self.now = now
         self.logger = logger
+        self.loop = LeasedLoop(
+            lease: "classroom-scheduler", leases: leases, interval: configuration.interval, ttl: configuration.leaseTTL,
+            holder: configuration.holder, failure: "class scheduler pass failed", failureLevel: .error, now: now,
+            logger: logger)
     }
 
     /// Asks for a pass soon (a lab added or removed, a class changed).
-    public func wake() { wakeups.signal() }
+    public func wake() { loop.wake() }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                do {
-                    if try await leases.acquire(
-                        "classroom-scheduler", holder: configuration.holder, ttl: configuration.leaseTTL, now: now())
-                    {
-                        try await pass()
-                    }
-                } catch {
-                    logger.error("class scheduler pass failed", metadata: ["error": "\(error)"])
-                }
-                await wakeups.wait(for: configuration.interval)
-            }
-        } onGracefulShutdown: { [wakeups] in
-            wakeups.signal()
-        }
-        try? await leases.release("classroom-scheduler", holder: configuration.holder)
+        await loop.run { [self] in try await pass() }
     }
 
     /// One pass: advance, push, sync.

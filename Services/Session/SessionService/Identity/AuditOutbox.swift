@@ -63,7 +63,9 @@ public final class AuditOutbox: Service, Sendable {
         self.leases = leases
         self.now = now
         self.logger = logger
-        self.loop = LeasedLoop(lease: "session-audit-outbox", leases: leases, interval: interval, now: now, logger: logger)
+        self.loop = LeasedLoop(
+            lease: "session-audit-outbox", leases: leases, interval: interval, failure: "audit delivery pass failed",
+            now: now, logger: logger)
     }
 
     /// Queues an activity inside the caller's transaction.

@@ -82,7 +82,9 @@ public final class AnalyticsOutbox: Service, Sendable {
         self.maximumPending = maximumPending
         self.now = now
         self.logger = logger
-        self.loop = LeasedLoop(lease: "session-analytics", leases: leases, interval: interval, now: now, logger: logger)
+        self.loop = LeasedLoop(
+            lease: "session-analytics", leases: leases, interval: interval, failure: "analytics delivery pass failed",
+            now: now, logger: logger)
     }
 
     /// Keeps an event for delivery to `url`; false (and a warning) when too many already wait.
