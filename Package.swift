@@ -125,7 +125,7 @@ let package = Package(
         .target(
             name: "ReportService",
             dependencies: serviceLibraryDependencies + [
-                sqlKit, nioCore, nioPosix, nioExtras, .product(name: "CompressNIO", package: "compress-nio"),
+                sqlKit, nioCore, nioPosix, nioConcurrency, nioExtras, .product(name: "CompressNIO", package: "compress-nio"),
             ],
             path: "Services/Report/ReportService"),
         .executableTarget(name: "report-service", dependencies: ["ReportService", "ServerKit"], path: "Services/Report/report-service"),

@@ -1,9 +1,9 @@
 import Foundation
 
-/// A page of flat rows in a compact JSON form, for bulk reads (exports): the column names once, then each row as an
-/// array of strings or nulls, and the cursor of the next page.
+/// A page of flat rows in a compact JSON form, for bulk reads (exports): the cursor of the next page, the column
+/// names once, then each row as an array of strings or nulls.
 ///
-///     {"columns":["id","name"],"rows":[["1","Lab 1"],["2",null]],"next_cursor":"2"}
+///     {"next_cursor":"2","columns":["id","name"],"rows":[["1","Lab 1"],["2",null]]}
 ///
 /// Objects with the same keys repeated a million times cost most of an export's time to write and read, so this form
 /// is written and read by hand here (no `Codable` machinery), in one pass over the bytes. It is still one JSON value
@@ -47,7 +47,10 @@ public struct RowPage: Sendable, Equatable {
     public func json() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(64 + rows.count * max(1, columns.count) * 16)
-        out.append(contentsOf: #"{"columns":["#.utf8)
+        // The cursor first: a reader that pipelines pages asks for the next one before it reads this one's rows.
+        out.append(contentsOf: #"{"next_cursor":"#.utf8)
+        if let nextCursor { Self.write(nextCursor, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        out.append(contentsOf: #","columns":["#.utf8)
         for (index, column) in columns.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             Self.write(column, to: &out)
@@ -62,9 +65,7 @@ public struct RowPage: Sendable, Equatable {
             }
             out.append(UInt8(ascii: "]"))
         }
-        out.append(contentsOf: #"],"next_cursor":"#.utf8)
-        if let nextCursor { Self.write(nextCursor, to: &out) } else { out.append(contentsOf: "null".utf8) }
-        out.append(UInt8(ascii: "}"))
+        out.append(contentsOf: "]}".utf8)
         return out
     }
 
@@ -159,14 +160,7 @@ public struct RowPage: Sendable, Equatable {
         }
 
         mutating func nullableString() throws -> String? {
-            skipSpace()
-            if at + 4 <= bytes.count, bytes[at] == UInt8(ascii: "n"), bytes[at + 1] == UInt8(ascii: "u"),
-                bytes[at + 2] == UInt8(ascii: "l"), bytes[at + 3] == UInt8(ascii: "l")
-            {
-                at += 4
-                return nil
-            }
-            return try string()
+            isNull() ? nil : try string()
         }
 
         mutating func string() throws -> String {
@@ -184,46 +178,59 @@ public struct RowPage: Sendable, Equatable {
                 if byte < 0x20 { throw RowPageError("a control character inside a string at offset \(at)") }
                 at += 1
             }
-            var out = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<at]))
+            at = start - 1
+            var out: [UInt8] = []
+            try appendString(to: &out)
+            return String(decoding: out, as: UTF8.self)
+        }
+
+        /// Reads a string and appends its UTF-8 bytes (escapes undone) to `out`.
+        mutating func appendString(to out: inout [UInt8]) throws {
+            try expect(UInt8(ascii: "\""))
+            var run = at
             while at < bytes.count {
                 let byte = bytes[at]
-                at += 1
-                switch byte {
-                case UInt8(ascii: "\""):
-                    return String(decoding: out, as: UTF8.self)
-                case UInt8(ascii: "\\"):
-                    guard at < bytes.count else { break }
-                    let escape = bytes[at]
+                if byte == UInt8(ascii: "\"") {
+                    out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[run..<at]))
                     at += 1
-                    switch escape {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(escape)
-                    case UInt8(ascii: "b"): out.append(0x08)
-                    case UInt8(ascii: "f"): out.append(0x0C)
-                    case UInt8(ascii: "n"): out.append(0x0A)
-                    case UInt8(ascii: "r"): out.append(0x0D)
-                    case UInt8(ascii: "t"): out.append(0x09)
-                    case UInt8(ascii: "u"):
-                        var scalar = try hex4()
-                        if (0xD800..<0xDC00).contains(scalar) {
-                            // A high surrogate must be followed by `\u` and a low one.
-                            guard at + 2 <= bytes.count, bytes[at] == UInt8(ascii: "\\"), bytes[at + 1] == UInt8(ascii: "u")
-                            else { throw RowPageError("a lone surrogate at offset \(at)") }
-                            at += 2
-                            let low = try hex4()
-                            guard (0xDC00..<0xE000).contains(low) else { throw RowPageError("a lone surrogate at offset \(at)") }
-                            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                        } else if (0xDC00..<0xE000).contains(scalar) {
-                            throw RowPageError("a lone surrogate at offset \(at)")
-                        }
-                        guard let unicode = Unicode.Scalar(scalar) else { throw RowPageError("bad \\u escape at offset \(at)") }
-                        out.append(contentsOf: Array(String(Character(unicode)).utf8))
-                    default:
-                        throw RowPageError("bad escape at offset \(at - 1)")
-                    }
-                default:
-                    if byte < 0x20 { throw RowPageError("a control character inside a string at offset \(at - 1)") }
-                    out.append(byte)
+                    return
                 }
+                if byte < 0x20 { throw RowPageError("a control character inside a string at offset \(at)") }
+                guard byte == UInt8(ascii: "\\") else {
+                    at += 1
+                    continue
+                }
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[run..<at]))
+                at += 1
+                guard at < bytes.count else { break }
+                let escape = bytes[at]
+                at += 1
+                switch escape {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(escape)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "u"):
+                    var scalar = try hex4()
+                    if (0xD800..<0xDC00).contains(scalar) {
+                        // A high surrogate must be followed by `\u` and a low one.
+                        guard at + 2 <= bytes.count, bytes[at] == UInt8(ascii: "\\"), bytes[at + 1] == UInt8(ascii: "u")
+                        else { throw RowPageError("a lone surrogate at offset \(at)") }
+                        at += 2
+                        let low = try hex4()
+                        guard (0xDC00..<0xE000).contains(low) else { throw RowPageError("a lone surrogate at offset \(at)") }
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    } else if (0xDC00..<0xE000).contains(scalar) {
+                        throw RowPageError("a lone surrogate at offset \(at)")
+                    }
+                    guard let unicode = Unicode.Scalar(scalar) else { throw RowPageError("bad \\u escape at offset \(at)") }
+                    out.append(contentsOf: UTF8.encode(unicode)!)
+                default:
+                    throw RowPageError("bad escape at offset \(at - 1)")
+                }
+                run = at
             }
             throw RowPageError("a string does not end")
         }
@@ -295,4 +302,156 @@ public protocol RowConvertible: Sendable {
     var rowCells: [String?] { get }
     /// The item from its cells, in `rowColumns` order.
     init(rowCells: [String?]) throws
+}
+
+// MARK: Scanning
+
+extension RowPage {
+    /// The cells of one row, as UTF-8 bytes with JSON escapes undone (nil for a null cell), in the order of the
+    /// columns asked for. Valid only inside the `scan` callback that gives it.
+    public struct ScannedRow {
+        fileprivate let bytes: UnsafeRawBufferPointer
+        /// Per page column: the cell's start and end in `bytes`; a start of -1 for null.
+        fileprivate let spans: UnsafeBufferPointer<(Int, Int)>
+        /// Per column asked for: its position in the page.
+        fileprivate let positions: UnsafeBufferPointer<Int>
+
+        public var count: Int { positions.count }
+
+        public subscript(index: Int) -> UnsafeRawBufferPointer? {
+            let (start, end) = spans[positions[index]]
+            return start < 0 ? nil : UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+        }
+    }
+
+    /// The cursor of the next page, read from the start of a page written by `json()` without reading its rows (a
+    /// page whose cursor comes last is read whole).
+    public static func nextCursor(json input: some Collection<UInt8>) throws -> String? {
+        func read(_ buffer: UnsafeRawBufferPointer) throws -> String? {
+            var reader = Reader(bytes: buffer)
+            try reader.expect(UInt8(ascii: "{"))
+            if try reader.string() == "next_cursor" {
+                try reader.expect(UInt8(ascii: ":"))
+                return try reader.nullableString()
+            }
+            reader.at = 0
+            return try reader.scan(columns: [], row: { _ in }).nextCursor
+        }
+        if let cursor = try input.withContiguousStorageIfAvailable({ try read(UnsafeRawBufferPointer($0)) }) {
+            return cursor
+        }
+        return try Array(input).withUnsafeBytes { try read($0) }
+    }
+
+    /// Reads a page from JSON bytes row by row without making a string per cell (the reader of an export, which
+    /// only copies cells on): `row` is called once per row with the cells of `columns`, in that order. The page's
+    /// columns must come before its rows (as `json()` writes them) and hold every name in `columns`.
+    /// Answers the number of rows and the cursor of the next page.
+    public static func scan(
+        json input: some Collection<UInt8>, columns wanted: [String], row: (ScannedRow) throws -> Void
+    ) throws -> (rows: Int, nextCursor: String?) {
+        if let scanned = try input.withContiguousStorageIfAvailable({ buffer in
+            var reader = Reader(bytes: UnsafeRawBufferPointer(buffer))
+            return try reader.scan(columns: wanted, row: row)
+        }) {
+            return scanned
+        }
+        return try Array(input).withUnsafeBytes { buffer in
+            var reader = Reader(bytes: buffer)
+            return try reader.scan(columns: wanted, row: row)
+        }
+    }
+}
+
+extension RowPage.Reader {
+    mutating func scan(columns wanted: [String], row: (RowPage.ScannedRow) throws -> Void) throws
+        -> (rows: Int, nextCursor: String?)
+    {
+        var positions: [Int]?
+        var width = 0
+        var count: Int?
+        var cursor: String??
+        var scratch: [UInt8] = []
+        var spans: [(Int, Int)] = []
+        try expect(UInt8(ascii: "{"))
+        if try !consume(UInt8(ascii: "}")) {
+            repeat {
+                let key = try string()
+                try expect(UInt8(ascii: ":"))
+                switch key {
+                case "columns":
+                    guard positions == nil else { throw RowPageError("columns appears twice") }
+                    let columns = try array { reader in try reader.string() }
+                    let index = Dictionary(columns.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+                    positions = try wanted.map { name in
+                        guard let position = index[name] else { throw RowPageError("the page has no column \(name)") }
+                        return position
+                    }
+                    width = columns.count
+                    spans = Array(repeating: (-1, -1), count: width)
+                case "rows":
+                    guard count == nil else { throw RowPageError("rows appears twice") }
+                    guard let positions else { throw RowPageError("a page's rows come before its columns") }
+                    var rows = 0
+                    try expect(UInt8(ascii: "["))
+                    if try !consume(UInt8(ascii: "]")) {
+                        try positions.withUnsafeBufferPointer { positions in
+                            repeat {
+                                scratch.removeAll(keepingCapacity: true)
+                                try expect(UInt8(ascii: "["))
+                                var cells = 0
+                                if try !consume(UInt8(ascii: "]")) {
+                                    repeat {
+                                        guard cells < width else {
+                                            throw RowPageError("a row has more than \(width) cells")
+                                        }
+                                        if isNull() {
+                                            spans[cells] = (-1, -1)
+                                        } else {
+                                            let start = scratch.count
+                                            try appendString(to: &scratch)
+                                            spans[cells] = (start, scratch.count)
+                                        }
+                                        cells += 1
+                                    } while try consume(UInt8(ascii: ","))
+                                    try expect(UInt8(ascii: "]"))
+                                }
+                                guard cells == width else {
+                                    throw RowPageError("a row has \(cells) cells for \(width) columns")
+                                }
+                                try scratch.withUnsafeBytes { bytes in
+                                    try spans.withUnsafeBufferPointer { spans in
+                                        try row(RowPage.ScannedRow(bytes: bytes, spans: spans, positions: positions))
+                                    }
+                                }
+                                rows += 1
+                            } while try consume(UInt8(ascii: ","))
+                        }
+                        try expect(UInt8(ascii: "]"))
+                    }
+                    count = rows
+                case "next_cursor":
+                    guard cursor == nil else { throw RowPageError("next_cursor appears twice") }
+                    cursor = .some(try nullableString())
+                default:
+                    throw RowPageError("unexpected member \(key)")
+                }
+            } while try consume(UInt8(ascii: ","))
+            try expect(UInt8(ascii: "}"))
+        }
+        skipSpace()
+        guard at == bytes.count else { throw RowPageError("unexpected bytes after the page at offset \(at)") }
+        guard positions != nil, let count else { throw RowPageError("a page needs columns and rows") }
+        return (count, cursor ?? nil)
+    }
+
+    /// Consumes `null` if it comes next.
+    mutating func isNull() -> Bool {
+        skipSpace()
+        guard at + 4 <= bytes.count, bytes[at] == UInt8(ascii: "n"), bytes[at + 1] == UInt8(ascii: "u"),
+            bytes[at + 2] == UInt8(ascii: "l"), bytes[at + 3] == UInt8(ascii: "l")
+        else { return false }
+        at += 4
+        return true
+    }
 }

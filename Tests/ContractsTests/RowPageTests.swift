@@ -74,4 +74,55 @@ struct RowPageTests {
         nameless[2] = nil
         #expect(throws: RowPageError.self) { try RowPage(columns: LabItem.rowColumns, rows: [nameless], nextCursor: nil).items(of: LabItem.self) }
     }
+
+    /// What `scan` gives for `columns`, as strings.
+    static func scanned(_ bytes: [UInt8], columns: [String]) throws -> (rows: [[String?]], next: String?) {
+        var rows: [[String?]] = []
+        let (count, next) = try RowPage.scan(json: bytes, columns: columns) { row in
+            rows.append((0..<row.count).map { index in row[index].map { String(decoding: $0, as: UTF8.self) } })
+        }
+        #expect(count == rows.count)
+        return (rows, next)
+    }
+
+    @Test("scan: the cells asked for, in the order asked, escapes undone, nulls as nil; the cursor read first")
+    func scan() throws {
+        let page = RowPage(
+            columns: ["a", "b", "c"],
+            rows: [Array(Self.awkward[0..<3]), Array(Self.awkward[3..<6]), Array(Self.awkward[6..<9]), [nil, nil, nil]],
+            nextCursor: "next \"one\"")
+        let bytes = page.json()
+        #expect(try RowPage.nextCursor(json: bytes) == "next \"one\"")
+        let all = try Self.scanned(bytes, columns: ["a", "b", "c"])
+        #expect(all.rows == page.rows)
+        #expect(all.next == "next \"one\"")
+        let some = try Self.scanned(bytes, columns: ["c", "a"])
+        #expect(some.rows == page.rows.map { [$0[2], $0[0]] })
+        let empty = RowPage(columns: ["a"], rows: [], nextCursor: nil).json()
+        #expect(try RowPage.nextCursor(json: empty) == nil)
+        #expect(try Self.scanned(empty, columns: ["a"]).rows.isEmpty)
+        // Another writer's order and escapes: the cursor last is found by reading the whole page.
+        let text = #" { "columns" : [ "x" , "y" ] , "rows" : [ [ "\u00e9\ud83d\ude00" , null ] , [ "\/\n" , "z" ] ] , "next_cursor" : "9" } "#
+        #expect(try RowPage.nextCursor(json: Array(text.utf8)) == "9")
+        #expect(try Self.scanned(Array(text.utf8), columns: ["y", "x"]).rows == [[nil, "é😀"], ["z", "/\n"]])
+    }
+
+    @Test("scan refuses what RowPage(json:) refuses, a missing column, and rows before their columns", arguments: [
+        #"{"columns":["a"],"rows":[["x"]]"#,
+        #"{"columns":["a"],"rows":[["x]]}"#,
+        #"{"columns":["a"],"rows":[["\ud83d"]]}"#,
+        #"{"columns":["a"],"rows":[["\x"]]}"#,
+        "{\"columns\":[\"a\"],\"rows\":[[\"tab\there\"]]}",
+        #"{"columns":["a"],"rows":[[1]]}"#,
+        #"{"columns":["a"],"rows":[["x","y"]]}"#,  // a long row
+        #"{"columns":["a","b"],"rows":[["x"]]}"#,  // a short row
+        #"{"columns":["b"],"rows":[["x"]]}"#,  // no column a
+        #"{"rows":[["x"]],"columns":["a"]}"#,  // rows first
+        #"{"columns":["a"],"rows":[["x"]],"extra":1}"#,
+        #"{"columns":[],"rows":[]} x"#,
+        "",
+    ])
+    func scanMalformed(text: String) {
+        #expect(throws: RowPageError.self) { try RowPage.scan(json: Array(text.utf8), columns: ["a"]) { _ in } }
+    }
 }

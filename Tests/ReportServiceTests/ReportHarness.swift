@@ -58,7 +58,10 @@ final class StubData: Sendable {
                 let start = Int(cursor ?? "0") ?? 0
                 let page = Array(rows.dropFirst(start).prefix(limit))
                 let next = start + page.count < rows.count ? String(start + page.count) : nil
-                return (page, next)
+                guard kind == .labs else { return .cells(page, next: next) }
+                // Labs come as the live peer gets them: a RowPage, copied cell by cell into the CSV.
+                let json = RowPage(columns: LabItem.rowColumns, rows: page, nextCursor: next).json()
+                return ExportPage(rows: .rowPage(ByteBuffer(bytes: json), columns: LabItem.rowColumns), next: next)
             }
         }
     }

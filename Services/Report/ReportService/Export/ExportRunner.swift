@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import ServerKit
 import ServiceLifecycle
+import NIOConcurrencyHelpers
 import Wire
 
 /// Runs export jobs: claims one (a lease, so no job runs twice), streams its rows page → CSV → gzip → blob store with
@@ -175,6 +176,9 @@ public final class ExportRunner: Service, Sendable {
         }
     }
 
+    /// The rows written so far, for the page being fetched meanwhile.
+    typealias RowCount = NIOLockedValueBox<Int>
+
     struct ExportFailure: Error {
         var message: String
     }
@@ -231,9 +235,10 @@ public final class ExportRunner: Service, Sendable {
             try await drain(keeping: configuration.compressors)
         }
 
+        let written = RowCount(0)
         // The next page is asked for as soon as a page arrives, so that the peer makes it while this one is written.
-        var next: Task<(rows: [[String?]], next: String?), any Error>? = Task { [self] in
-            try await fetch(record, cursor: nil, rowsSoFar: 0)
+        var next: Task<ExportPage, any Error>? = Task { [self] in
+            try await fetch(record, cursor: nil, written: written)
         }
         defer { next?.cancel() }
         while let pending = next {
@@ -243,13 +248,24 @@ public final class ExportRunner: Service, Sendable {
             let page = try await pending.value
             waits.peer += ContinuousClock.now - waited
             cursor = page.next
-            let done = rows + page.rows.count
-            next = cursor.map { cursor in Task { [self] in try await fetch(record, cursor: cursor, rowsSoFar: done) } }
-            for row in page.rows {
-                csv.write(row)
+            next = cursor.map { cursor in Task { [self] in try await fetch(record, cursor: cursor, written: written) } }
+            switch page.rows {
+            case .cells(let cells):
+                for row in cells {
+                    csv.write(row)
+                    if csv.buffer.readableBytes >= configuration.blockSize { try await submit() }
+                }
+                rows += cells.count
+            case .rowPage(let json, let columns):
+                do {
+                    rows += try RowPage.scan(json: json.readableBytesView, columns: columns) { row in csv.write(row) }.rows
+                } catch {
+                    throw ExportFailure(
+                        message: "\(record.kind.peer) answered a page that cannot be read (\(error)); the export stopped after \(rows) rows")
+                }
                 if csv.buffer.readableBytes >= configuration.blockSize { try await submit() }
             }
-            rows += page.rows.count
+            written.withLockedValue { $0 = rows }
             if ContinuousClock.now - lastBeat > .seconds(2) {
                 lastBeat = ContinuousClock.now
                 guard try await repository.heartbeat(
@@ -268,8 +284,8 @@ public final class ExportRunner: Service, Sendable {
     }
 
     /// One page, retried while the peer is unavailable (waits of 1, 2, 4, … s); a refusal fails the job at once.
-    func fetch(_ record: ExportRecord, cursor: String?, rowsSoFar: Int) async throws -> (rows: [[String?]], next: String?) {
-        let peer = record.kind == .sessions ? "session-service" : "classroom-service"
+    func fetch(_ record: ExportRecord, cursor: String?, written: RowCount) async throws -> ExportPage {
+        let peer = record.kind.peer
         var attempt = 0
         while true {
             do {
@@ -281,6 +297,7 @@ public final class ExportRunner: Service, Sendable {
                     throw ExportFailure(message: "\(peer) refused the export: \(error.message)")
                 }
                 attempt += 1
+                let rowsSoFar = written.withLockedValue { $0 }
                 guard attempt < configuration.pageAttempts else {
                     throw ExportFailure(
                         message: "\(peer) could not be reached (\(error.message)); the export stopped after \(rowsSoFar) rows. Ask for the report again once \(peer) is back.")

@@ -22,6 +22,9 @@ public enum ExportKind: String, Sendable, Codable, CaseIterable {
         }
     }
 
+    /// The service whose rows a report of this kind holds, for messages.
+    public var peer: String { self == .sessions ? "session-service" : "classroom-service" }
+
     /// The CSV header.
     public var columns: [String] {
         switch self {

@@ -1,12 +1,34 @@
 import Contracts
 import Foundation
+import NIOCore
 import Wire
+
+/// One page of a report's rows, as its peer answered it.
+public struct ExportPage: Sendable {
+    public enum Rows: Sendable {
+        /// Rows of CSV cells.
+        case cells([[String?]])
+        /// A `RowPage` as JSON, whose cells are copied straight into the CSV (no string per cell); `columns` are the
+        /// page's names of the report's columns, in the report's order.
+        case rowPage(ByteBuffer, columns: [String])
+    }
+
+    public var rows: Rows
+    /// The cursor of the next page (nil after the last).
+    public var next: String?
+
+    public init(rows: Rows, next: String?) {
+        self.rows = rows
+        self.next = next
+    }
+
+    public static func cells(_ rows: [[String?]], next: String?) -> ExportPage { .init(rows: .cells(rows), next: next) }
+}
 
 /// Where report rows come from: classroom-service's and session-service's `*.page` methods, one page at a time.
 public struct DataPeer: Sendable {
-    /// One page of rows as CSV cells, and the cursor of the next page (nil after the last).
     public typealias Fetch = @Sendable (ExportKind, ExportFilters, _ cursor: String?, _ limit: Int) async throws
-        -> (rows: [[String?]], next: String?)
+        -> ExportPage
 
     public var fetch: Fetch
 
@@ -19,32 +41,33 @@ public struct DataPeer: Sendable {
             case .courses:
                 let page = try await classroom.call(
                     ClassroomPages.courses, classroomRequest, returning: Page<CourseItem>.self, idempotent: true)
-                return (page.items.map(Cells.row), page.nextCursor)
+                return .cells(page.items.map(Cells.row), next: page.nextCursor)
             case .classes:
                 let page = try await classroom.call(
                     ClassroomPages.classes, classroomRequest, returning: Page<ClassItem>.self, idempotent: true)
-                return (page.items.map(Cells.row), page.nextCursor)
+                return .cells(page.items.map(Cells.row), next: page.nextCursor)
             case .labs:
-                // The compact row form: a million labs are read several times faster than as objects.
+                // The compact row form, copied cell by cell into the CSV: a million labs are read several times
+                // faster than as objects. Its cells are the report's columns as they are (`Cells.row(_: LabItem)`).
                 let raw = try await classroom.callRaw(ClassroomPages.labRows, classroomRequest, idempotent: true)
-                let page: Page<LabItem>
+                let next: String?
                 do {
-                    page = try RowPage(json: raw.readableBytesView).items(of: LabItem.self)
+                    next = try RowPage.nextCursor(json: raw.readableBytesView)
                 } catch {
                     throw WireError.internal("classroom-service answered labs.rows with a page that cannot be read: \(error)")
                 }
-                return (page.items.map(Cells.row), page.nextCursor)
+                return ExportPage(rows: .rowPage(raw, columns: LabItem.rowColumns), next: next)
             case .audit:
                 let page = try await classroom.call(
                     ClassroomPages.audit, classroomRequest, returning: Page<AuditItem>.self, idempotent: true)
-                return (page.items.map(Cells.row), page.nextCursor)
+                return .cells(page.items.map(Cells.row), next: page.nextCursor)
             case .sessions:
                 let request = PageRequest(
                     cursor: cursor, limit: limit,
                     filters: SessionsPage.Filters(query: filters.query, createdAt: filters.createdAt))
                 let page = try await session.call(
                     SessionsPage.method, request, returning: Page<SessionItem>.self, idempotent: true)
-                return (page.items.map(Cells.row), page.nextCursor)
+                return .cells(page.items.map(Cells.row), next: page.nextCursor)
             }
         }
     }
