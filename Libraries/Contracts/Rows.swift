@@ -45,28 +45,52 @@ public struct RowPage: Sendable, Equatable {
 
     /// The page as JSON bytes.
     public func json() -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(64 + rows.count * max(1, columns.count) * 16)
-        // The cursor first: a reader that pipelines pages asks for the next one before it reads this one's rows.
-        out.append(contentsOf: #"{"next_cursor":"#.utf8)
-        if let nextCursor { Self.write(nextCursor, to: &out) } else { out.append(contentsOf: "null".utf8) }
-        out.append(contentsOf: #","columns":["#.utf8)
-        for (index, column) in columns.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            Self.write(column, to: &out)
-        }
-        out.append(contentsOf: #"],"rows":["#.utf8)
-        for (rowIndex, row) in rows.enumerated() {
-            if rowIndex > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "["))
-            for (index, cell) in row.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                if let cell { Self.write(cell, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        var writer = Writer(columns: columns, nextCursor: nextCursor, capacity: 64 + rows.count * max(1, columns.count) * 16)
+        for row in rows {
+            writer.appendRow { out in
+                out.append(UInt8(ascii: "["))
+                for (index, cell) in row.enumerated() {
+                    if index > 0 { out.append(UInt8(ascii: ",")) }
+                    if let cell { Self.write(cell, to: &out) } else { out.append(contentsOf: "null".utf8) }
+                }
+                out.append(UInt8(ascii: "]"))
             }
-            out.append(UInt8(ascii: "]"))
         }
-        out.append(contentsOf: "]}".utf8)
-        return out
+        return writer.finish()
+    }
+
+    /// Writes a page row by row, for writers whose rows come already (partly) in JSON: the cursor, the columns, then
+    /// each row as the caller appends it.
+    public struct Writer: Sendable {
+        private var bytes: [UInt8]
+        private var rows = 0
+
+        public init(columns: [String], nextCursor: String?, capacity: Int = 0) {
+            bytes = []
+            bytes.reserveCapacity(capacity)
+            // The cursor first: a reader that pipelines pages asks for the next one before it reads this one's rows.
+            bytes.append(contentsOf: #"{"next_cursor":"#.utf8)
+            if let nextCursor { RowPage.write(nextCursor, to: &bytes) } else { bytes.append(contentsOf: "null".utf8) }
+            bytes.append(contentsOf: #","columns":["#.utf8)
+            for (index, column) in columns.enumerated() {
+                if index > 0 { bytes.append(UInt8(ascii: ",")) }
+                RowPage.write(column, to: &bytes)
+            }
+            bytes.append(contentsOf: #"],"rows":["#.utf8)
+        }
+
+        /// Appends one row: `body` must append a JSON array of as many strings or nulls as there are columns.
+        public mutating func appendRow(_ body: (inout [UInt8]) -> Void) {
+            if rows > 0 { bytes.append(UInt8(ascii: ",")) }
+            rows += 1
+            body(&bytes)
+        }
+
+        /// The page's bytes.
+        public consuming func finish() -> [UInt8] {
+            bytes.append(contentsOf: "]}".utf8)
+            return bytes
+        }
     }
 
     static func write(_ text: String, to out: inout [UInt8]) { JSONString.write(text, to: &out) }

@@ -39,6 +39,15 @@ final class SerializedSQLiteDatabase: AsyncSQLDatabase, @unchecked Sendable {
         try await inner.execute(sql: query, onRow)
     }
 
+    /// The rows of one statement, read by sqlite-nio directly (no SQLKit rows).
+    func rows(sql: String, binds: [SQLiteData]) async throws -> [SQLiteRow] {
+        try checkNotInOwnSession()
+        await mutex.lock()
+        defer { mutex.unlock() }
+        if let level = queryLogLevel { logger.log(level: level, "Executing query", metadata: ["sql": "\(sql)"]) }
+        return try await connection.query(sql, binds)
+    }
+
     func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         try checkNotInOwnSession()
         await mutex.lock()

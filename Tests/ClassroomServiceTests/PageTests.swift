@@ -241,9 +241,89 @@ struct SortedPagesTests {
                     try await ClassroomPagesWire.coursesPage(
                         PageRequest(cursor: "t.bm9wZQ==.1", limit: 3, filters: ListFilters(sort: "created_at")), d)
                 }
+                // Labs are read by position (the bulk path of exports). Named and made in the courses' order, they
+                // sort as the courses do; their cells are the REST list's.
+                let course = try await client.course("Labs", extra: ["max_labs": 20])
+                let classID = try await client.klass(course: course, ["start_at": "2030/01/05 10:00:00"])
+                for name in names {
+                    _ = try await client.labs(classID, [name])
+                    harness.clock.advance(seconds: 3600)
+                }
+                let listed = try await client.send(.get, "/v2/classes/\(classID)/labs.json?count=100").array
+                let restLabs = Dictionary(uniqueKeysWithValues: listed.map { ($0["id"] as? String ?? "", $0) })
+                for sort in ["name", "name_desc", "created_at", "created_at_desc"] {
+                    let courseOrder = try await client.send(.get, "/v2/courses.json?count=100&sort=\(sort)").array
+                        .compactMap { $0["name"] as? String }.filter { $0 != "Labs" }
+                    var cursor: String?
+                    var paged: [LabItem] = []
+                    repeat {
+                        let page = try await ClassroomPagesWire.labsPage(
+                            PageRequest(cursor: cursor, limit: 3, filters: ListFilters(sort: sort, classID: classID)), d)
+                        paged += page.items
+                        cursor = page.nextCursor
+                    } while cursor != nil
+                    #expect(paged.map(\.name) == courseOrder, "\(sort)")
+                    for lab in paged {
+                        let rest = try #require(restLabs[lab.id])
+                        #expect(lab.name == rest["name"] as? String)
+                        #expect(lab.state == rest["state"] as? String)
+                        #expect(lab.classID == classID)
+                        #expect(lab.desktopsURL == rest["desktops_url"] as? String)
+                    }
+                }
                 await #expect(throws: ServiceFailure.self) {
                     try await ClassroomPagesWire.coursesPage(PageRequest(limit: 3, filters: ListFilters(sort: "size")), d)
                 }
+            }
+        }
+    }
+}
+
+@Suite("labs.rows: the export's rows, cells written by the database")
+struct LabRowsTests {
+    @Test("labs.rows answers exactly the RowPage of labs.page: awkward names, desktops URLs, missing templates, every sort", arguments: TestBackends.all)
+    func sameAsLabsPage(backend: DatabaseBackend) async throws {
+        try await ClassroomHarness.with(backend) { harness in
+            try await harness.application().test(.router) { client in
+                let names = [
+                    "plain", "comma, \"quoted\"", "back\\slash", "Étudiant 😀 日本", "a/b", "tab\there", "zz", "Alpha",
+                ]
+                var classIDs: [String] = []
+                for index in 0..<2 {
+                    let course = try await client.course("Course \(index)", extra: ["max_labs": 20])
+                    let id = try await client.klass(course: course, ["start_at": "2030/01/05 10:00:00"])
+                    for name in names {
+                        _ = try await client.labs(id, [name])
+                        harness.clock.advance(seconds: 60)
+                    }
+                    classIDs.append(id)
+                }
+                // Odd names the API trims or refuses, a configuration on some labs, a course whose template is gone.
+                try await harness.database.sql.raw("UPDATE labs SET name = 'line\nbreak \u{01} end ' WHERE id = 1").run()
+                try await harness.database.sql.raw("UPDATE labs SET configuration_id = 'cfg-' || CAST(id AS TEXT) WHERE id % 3 = 0").run()
+                try await harness.database.sql.raw("UPDATE courses SET template_id = 'gone \"one\"' WHERE name = 'Course 1'").run()
+                let d = harness.dependencies
+                var compared = 0
+                for classID in [nil] + classIDs {
+                    for sort in [nil, "name", "name_desc", "created_at", "created_at_desc"] {
+                        var cursor: String?
+                        repeat {
+                            let request = PageRequest(cursor: cursor, limit: 3, filters: ListFilters(sort: sort, classID: classID))
+                            let expected = RowPage(try await ClassroomPagesWire.labsPage(request, d))
+                            let (rows, next, templates) = try await ClassroomPagesWire.labJSONRows(request, d)
+                            let bytes = ClassroomPagesWire.labRowPage(rows, next: next, templates: templates)
+                            let answered = try RowPage(json: bytes)
+                            #expect(answered == expected, "class \(classID ?? "all"), sort \(sort ?? "id"), after \(cursor ?? "-")")
+                            compared += answered.rows.count
+                            cursor = answered.nextCursor
+                        } while cursor != nil
+                    }
+                }
+                #expect(compared == 5 * names.count * 4)  // all labs, then each of the two classes
+                let all = try await ClassroomPagesWire.labsPage(PageRequest(limit: 100, filters: ListFilters()), d).items
+                #expect(all.first?.name == "line\nbreak \u{01} end ")
+                #expect(all.contains { $0.desktopsURL?.hasSuffix("/desktops/") == false && $0.configurationID == "cfg-3" })
+                #expect(all.contains { $0.templateID == "gone \"one\"" && $0.templateName == "gone \"one\"" && $0.region == "" })
             }
         }
     }

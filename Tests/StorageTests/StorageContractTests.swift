@@ -83,6 +83,32 @@ struct StorageContractTests {
         }
     }
 
+    @Test("plain rows: cells by position read what SQLKit reads; a cell of another type is an error", arguments: TestBackends.all)
+    func plainRows(backend: DatabaseBackend) async throws {
+        try await TestDatabase(backend).with { database in
+            try await Migrator(Self.migrations).migrate(database, logger: quietLogger)
+            let when = Date(timeIntervalSince1970: 1_790_000_000.123)
+            for (id, claimed) in [(1, "a 'quoted', \"text\"\nü"), (2, nil), (3, "x")] {
+                try await database.sql.raw(
+                    "INSERT INTO jobs (id, payload, claimed_by, created_at) VALUES (\(bind: id), \(bind: "p\(id)"), \(bind: claimed), \(bind: id == 2 ? nil : when))"
+                ).run()
+            }
+            let columns = ["id", "claimed_by", "created_at", "payload"]
+            let query = database.sql.select().columns(columns.map { SQLIdentifier($0) }).from("jobs")
+                .where("id", .lessThan, 3).orderBy("id")
+            let rows = try await database.plainRows(query.query, columns: columns)
+            #expect(rows.count == 2)
+            #expect(try rows.map { try $0.requiredInteger(0) } == [1, 2])
+            #expect(try rows.map { try $0.text(1) } == ["a 'quoted', \"text\"\nü", nil])
+            let stored = try rows[0].date(2)
+            #expect(abs(try #require(stored).timeIntervalSince(when)) < 0.001)
+            #expect(try rows[1].date(2) == nil)
+            #expect(try rows[0].requiredText(3) == "p1")
+            #expect(throws: (any Error).self) { try rows[1].requiredText(1) }
+            #expect(throws: (any Error).self) { try rows[0].integer(3) }
+        }
+    }
+
     @Test("a transaction commits, or rolls back everything when it throws", arguments: TestBackends.all)
     func transactions(backend: DatabaseBackend) async throws {
         try await TestDatabase(backend).with { database in

@@ -18,19 +18,21 @@ enum ClassroomPagesWire {
         router.register(ClassroomPages.labs, allowed: callers) { (params: PageRequest<ListFilters>, _) -> Page<LabItem> in
             try await labsPage(params, dependencies)
         }
-        // An export reads page after page: each page's successor is made while the exporter writes this one.
-        let readAhead = ReadAhead<PageRequest<ListFilters>, (json: [UInt8], next: String?)>()
+        // An export reads page after page: each page's successors are made while the exporter writes this one. A
+        // page's rows are written as JSON beside the read of the next page (which needs only this one's cursor), so
+        // the database is read without a pause.
+        let readAhead = ReadAhead<PageRequest<ListFilters>, (json: Task<[UInt8], Never>, next: String?)>()
         router.registerRaw(ClassroomPages.labRows, allowed: callers) { (params: PageRequest<ListFilters>, _) -> [UInt8] in
             try await readAhead.page(
                 params,
                 read: { params in
-                    let page = try await labsPage(params, dependencies)
-                    return (RowPage(page).json(), page.nextCursor)
+                    let (rows, next, templates) = try await labJSONRows(params, dependencies)
+                    return (Task { labRowPage(rows, next: next, templates: templates) }, next)
                 },
                 next: { page in
                     page.next.map { PageRequest(cursor: $0, limit: params.limit, filters: params.filters) }
                 }
-            ).json
+            ).json.value
         }
         router.register(ClassroomPages.audit, allowed: callers) { (params: PageRequest<ListFilters>, _) -> Page<AuditItem> in
             try await auditPage(params, dependencies)
@@ -89,30 +91,89 @@ enum ClassroomPagesWire {
     static func labsPage(_ params: PageRequest<ListFilters>, _ dependencies: ClassroomDependencies) async throws
         -> Page<LabItem>
     {
-        let (cursor, limit, filter) = try parse(params, resource: .labs, dependencies)
-        var classID: Int64?
-        if let text = params.filters.classID {
-            guard let id = Int64(text) else { throw ServiceFailure(.badRequest, "class_id must be a class id", field: "class_id") }
-            guard try await dependencies.repository.klass(id) != nil else {
-                throw ServiceFailure(.notFound, "no such class: \(id)")
-            }
-            classID = id
-        }
+        let (cursor, limit, filter, classID) = try await labsScope(params, dependencies)
         let (labs, next) = try await dependencies.repository.labListings(
             after: cursor, limit: limit, classID: classID, filter: filter)
-        let workshops = try await dependencies.repository.labWorkshops(Set(labs.map(\.classID)))
-        let templates = (try? await dependencies.templates()) ?? [:]
+        let templates = try await labTemplates(of: labs.map(\.classID), dependencies)
         let base = Representations(dependencies.settings)
         return page(labs, next: next) { lab in
-            let templateID = workshops[lab.classID] ?? ""
-            let template = templates[templateID]
+            let template = templates[lab.classID] ?? LabTemplate(name: "", id: "", region: "")
             return LabItem(
                 id: String(lab.id), classID: String(lab.classID), name: lab.name,
-                templateName: template?.name ?? templateID, templateID: templateID, region: template?.region ?? "",
+                templateName: template.name, templateID: template.id, region: template.region,
                 configurationID: lab.configurationID,
                 desktopsURL: base.desktopsURL(configurationID: lab.configurationID, accessToken: lab.accessToken),
                 state: lab.state.rawValue)
         }
+    }
+
+    /// `labs.page`'s rows for `labs.rows`, their cells written as JSON by the database (a million make an export).
+    static func labJSONRows(_ params: PageRequest<ListFilters>, _ dependencies: ClassroomDependencies) async throws
+        -> (rows: [LabJSONRow], next: String?, templates: [Int64: LabTemplate])
+    {
+        let (cursor, limit, filter, classID) = try await labsScope(params, dependencies)
+        let (rows, next) = try await dependencies.repository.labJSONRows(
+            after: cursor, limit: limit, classID: classID, filter: filter,
+            desktopsPrefix: Representations(dependencies.settings).desktopsPrefix)
+        return (rows, next, try await labTemplates(of: rows.map(\.classID), dependencies))
+    }
+
+    /// The `RowPage` of `LabItem` rows that `labsPage` would make of the same labs: the database's JSON cells with
+    /// the template's between them.
+    static func labRowPage(_ rows: [LabJSONRow], next: String?, templates: [Int64: LabTemplate]) -> [UInt8] {
+        var cells: [Int64: [UInt8]] = [:]
+        for (classID, template) in templates {
+            var out: [UInt8] = []
+            for (index, text) in [template.name, template.id, template.region].enumerated() {
+                out.append(UInt8(ascii: ","))
+                JSONString.write(text, to: &out)
+                if index == 2 { out.append(UInt8(ascii: ",")) }
+            }
+            cells[classID] = out
+        }
+        let none = Array(#","","","","#.utf8)
+        var writer = RowPage.Writer(columns: LabItem.rowColumns, nextCursor: next, capacity: rows.count * 192)
+        for row in rows {
+            writer.appendRow { out in
+                var head = row.head
+                var tail = row.tail
+                // `[…]` and `[…]`: the head without its `]`, the template's cells, the tail without its `[`.
+                head.withUTF8 { out.append(contentsOf: UnsafeBufferPointer(rebasing: $0.dropLast())) }
+                out.append(contentsOf: cells[row.classID] ?? none)
+                tail.withUTF8 { out.append(contentsOf: UnsafeBufferPointer(rebasing: $0.dropFirst())) }
+            }
+        }
+        return writer.finish()
+    }
+
+    /// A lab's template cells: the catalog's name (its id when the catalog no longer has it), id and region.
+    struct LabTemplate: Sendable {
+        var name: String
+        var id: String
+        var region: String
+    }
+
+    /// The template cells of the labs of each class.
+    static func labTemplates(of classIDs: [Int64], _ dependencies: ClassroomDependencies) async throws -> [Int64: LabTemplate] {
+        let workshops = try await dependencies.repository.labWorkshops(Set(classIDs))
+        let templates = (try? await dependencies.templates()) ?? [:]
+        return workshops.mapValues { templateID in
+            let template = templates[templateID]
+            return LabTemplate(name: template?.name ?? templateID, id: templateID, region: template?.region ?? "")
+        }
+    }
+
+    /// The cursor, limit, filter and class of a `labs.*` call; the class must exist.
+    static func labsScope(_ params: PageRequest<ListFilters>, _ dependencies: ClassroomDependencies) async throws
+        -> (String?, Int, ListFilter, Int64?)
+    {
+        let (cursor, limit, filter) = try parse(params, resource: .labs, dependencies)
+        guard let text = params.filters.classID else { return (cursor, limit, filter, nil) }
+        guard let id = Int64(text) else { throw ServiceFailure(.badRequest, "class_id must be a class id", field: "class_id") }
+        guard try await dependencies.repository.klass(id) != nil else {
+            throw ServiceFailure(.notFound, "no such class: \(id)")
+        }
+        return (cursor, limit, filter, id)
     }
 
     static func auditPage(_ params: PageRequest<ListFilters>, _ dependencies: ClassroomDependencies) async throws

@@ -106,8 +106,11 @@ struct Representations: Sendable {
     }
 
     func desktopsURL(configurationID: String?, accessToken: String) -> String? {
-        configurationID == nil ? nil : "\(base)/desktops/\(accessToken)"
+        configurationID == nil ? nil : desktopsPrefix + accessToken
     }
+
+    /// A lab's desktops URL without its access token.
+    var desktopsPrefix: String { "\(base)/desktops/" }
 
     func lab(_ lab: LabRecord, template: Template?, templateID: String) -> JSONValue {
         .object([

@@ -305,6 +305,16 @@ public struct LabListing: Sendable, Equatable {
     public var accessToken: String
 }
 
+/// A lab of an export page, its cells already JSON (see `ClassroomRepository.labJSONRows`).
+public struct LabJSONRow: Sendable, Equatable {
+    public var id: Int64
+    public var classID: Int64
+    /// `["<id>","<class_id>","<name>"]`
+    public var head: String
+    /// `[<configuration_id>,<desktops_url>,"<state>"]`
+    public var tail: String
+}
+
 public struct LabRecord: Sendable, Equatable {
     public var id: Int64
     public var classID: Int64

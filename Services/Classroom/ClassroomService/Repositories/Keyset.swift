@@ -2,6 +2,7 @@ import Contracts
 import Foundation
 import ServerKit
 import SQLKit
+import Storage
 
 /// Keyset paging in a list's sort order: rows after the last one's (sort key, id). The sort key is read back from the
 /// database (`sort_key`), so the cursor compares exactly as SQL does (`LOWER` of non-ASCII text differs between
@@ -67,15 +68,37 @@ struct Keyset {
         return (records, try self.cursor(after: last, id: id(record)))
     }
 
+    /// `read` for bulk reads: the rows are read by position (`Database.plainRows`); `columns` are the select's.
+    func read<Record>(
+        _ query: SQLSelectBuilder, columns: [String], on database: Database, after cursor: String?, limit: Int,
+        decode: (PlainRow) throws -> Record, id: (Record) -> Int64
+    ) async throws -> ([Record], String?) {
+        let page = try self.page(query, after: cursor, limit: limit)
+        let rows = try await database.plainRows(page.query, columns: key == nil ? columns : columns + ["sort_key"])
+        let records = try rows.map(decode)
+        guard rows.count == limit, let last = rows.last, let record = records.last else { return (records, nil) }
+        guard key != nil else { return (records, encode(nil, id: id(record))) }
+        if isText { return (records, encode(.text(try last.requiredText(columns.count)), id: id(record))) }
+        guard let time = try last.date(columns.count) else {
+            throw PlainRowError(index: columns.count, expected: "a time", found: "NULL")
+        }
+        return (records, encode(.time(time), id: id(record)))
+    }
+
     /// The cursor after `row` (the last of a page).
     func cursor(after row: any SQLRow, id: Int64) throws -> String {
-        guard key != nil else { return String(id) }
-        if isText {
-            let key = try row.decode(column: "sort_key", as: String.self)
-            return "t.\(Data(key.utf8).base64EncodedString()).\(id)"
+        guard key != nil else { return encode(nil, id: id) }
+        if isText { return encode(.text(try row.decode(column: "sort_key", as: String.self)), id: id) }
+        return encode(.time(try row.decode(column: "sort_key", as: Date.self)), id: id)
+    }
+
+    /// The cursor after the row with sort key `key` (nil when the sort is by id alone) and `id`.
+    func encode(_ key: Key?, id: Int64) -> String {
+        switch key {
+        case nil: String(id)
+        case .text(let text): "t.\(Data(text.utf8).base64EncodedString()).\(id)"
+        case .time(let time): "d.\(time.timeIntervalSince1970.bitPattern).\(id)"
         }
-        let time = try row.decode(column: "sort_key", as: Date.self)
-        return "d.\(time.timeIntervalSince1970.bitPattern).\(id)"
     }
 
     func decode(_ cursor: String) throws -> (Key, Int64) {
