@@ -320,6 +320,15 @@ struct LabRowsTests {
                     }
                 }
                 #expect(compared == 5 * names.count * 4)  // all labs, then each of the two classes
+                // Compact rows may come in larger pages than objects.
+                let big = try await ClassroomPagesWire.labJSONRows(PageRequest(limit: ClassroomPages.labRowsMaximumLimit, filters: ListFilters()), d)
+                #expect(big.rows.count == names.count * 2)
+                await #expect(throws: ServiceFailure.self) {
+                    try await ClassroomPagesWire.labJSONRows(PageRequest(limit: ClassroomPages.labRowsMaximumLimit + 1, filters: ListFilters()), d)
+                }
+                await #expect(throws: ServiceFailure.self) {
+                    try await ClassroomPagesWire.labsPage(PageRequest(limit: PageRequest<ListFilters>.maximumLimit + 1, filters: ListFilters()), d)
+                }
                 let all = try await ClassroomPagesWire.labsPage(PageRequest(limit: 100, filters: ListFilters()), d).items
                 #expect(all.first?.name == "line\nbreak \u{01} end ")
                 #expect(all.contains { $0.desktopsURL?.hasSuffix("/desktops/") == false && $0.configurationID == "cfg-3" })

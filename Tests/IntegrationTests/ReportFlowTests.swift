@@ -247,7 +247,7 @@ struct ReportFlowTests {
 
     @Test("report-service restarted while a large job runs, and classroom-service stopped during one: both jobs complete")
     func restartsDuringJobs() async throws {
-        try await Self.withFlow(reportEnvironment: ["LABPORTAL_REPORTS_PAGE_SIZE": "10"]) { flow in
+        try await Self.withFlow(reportEnvironment: ["LABPORTAL_REPORTS_PAGE_SIZE": "10", "LABPORTAL_REPORTS_ROW_PAGE_SIZE": "10"]) { flow in
             let stack = flow.stack
             _ = await stack.stop("classroom")
             let classID = try await Self.seedLabs(stack, count: 10_000)
@@ -278,7 +278,7 @@ struct ReportFlowTests {
             #expect(try await poll(first)["ready"] as? Bool == false, "still running when report-service stops")
             let status = await stack.stop("report")
             #expect(status == 0, "report-service exit \(String(describing: status)):\n\(stack.logTail("report", lines: 20))")
-            try stack.start("report", environment: ["LABPORTAL_REPORTS_PAGE_SIZE": "10"])
+            try stack.start("report", environment: ["LABPORTAL_REPORTS_PAGE_SIZE": "10", "LABPORTAL_REPORTS_ROW_PAGE_SIZE": "10"])
             try await stack.waitReady("report")
             #expect(await waitReady(first), "the export finished after the restart:\n\(stack.logTail("report"))")
             let firstPoll = try await poll(first)

@@ -227,6 +227,7 @@ struct ExportJobTests {
             var other = ExportRunner.Configuration()
             other.holder = "other-replica"
             other.pageSize = 7
+            other.rowPageSize = 7
             let second = ExportRunner(
                 repository: harness.dependencies.repository, blobs: harness.dependencies.blobs, data: harness.data.peer,
                 mailer: nil, publicURL: "https://labs.example.com", configuration: other, now: harness.clock.source,
@@ -413,6 +414,7 @@ struct ExportStoreFailureTests {
                 configuration: {
                     var configuration = ExportRunner.Configuration()
                     configuration.pageSize = 7
+                    configuration.rowPageSize = 7
                     configuration.blockSize = 256
                     return configuration
                 }(), now: harness.clock.source, logger: quietLogger)

@@ -103,6 +103,7 @@ struct ReportHarness: Sendable {
             let data = StubData()
             var configuration = ExportRunner.Configuration()
             configuration.pageSize = 7
+            configuration.rowPageSize = 7
             configuration.blockSize = 256
             configuration.retryBase = .milliseconds(5)
             configuration.pageAttempts = 3

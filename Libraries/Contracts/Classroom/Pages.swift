@@ -239,6 +239,8 @@ public enum ClassroomPages {
     public static let audit = "audit.page"
     /// `labs.page` with the same params, answered as a `RowPage` of `LabItem` rows (the form exports read).
     public static let labRows = "labs.rows"
+    /// The most rows one `labs.rows` call may ask for (compact rows: 10,000 are about 2 MB of JSON).
+    public static let labRowsMaximumLimit = 10_000
 }
 
 extension LabItem: RowConvertible {

@@ -17,7 +17,7 @@ public enum ReportApplication {
         defaults: [
             "reports.blob_store": "directory", "reports.workers": "2", "reports.retention_s": "900",
             "reports.email_retention_s": "604800", "reports.max_unfinished": "100", "reports.gzip_level": "6",
-            "reports.page_size": "1000", "reports.block_kb": "1024",
+            "reports.page_size": "1000", "reports.row_page_size": "5000", "reports.block_kb": "1024",
             "smtp.port": "25", "smtp.from": "labportal@localhost",
         ])
 
@@ -48,6 +48,8 @@ public enum ReportApplication {
             try reader.requireInt("reports.email_retention_s", in: 1...31_536_000))
         runnerConfiguration.gzipLevel = Int32(try reader.requireInt("reports.gzip_level", in: 1...9))
         runnerConfiguration.pageSize = try reader.requireInt("reports.page_size", in: 1...1000)
+        runnerConfiguration.rowPageSize = try reader.requireInt(
+            "reports.row_page_size", in: 1...ClassroomPages.labRowsMaximumLimit)
         runnerConfiguration.blockSize = try reader.requireInt("reports.block_kb", in: 16...65_536) * 1024
         var mailer: Mailer?
         if let host = reader.optionalString("smtp.host"), !host.isEmpty {

@@ -111,7 +111,8 @@ enum ClassroomPagesWire {
     static func labJSONRows(_ params: PageRequest<ListFilters>, _ dependencies: ClassroomDependencies) async throws
         -> (rows: [LabJSONRow], next: String?, templates: [Int64: LabTemplate])
     {
-        let (cursor, limit, filter, classID) = try await labsScope(params, dependencies)
+        let (cursor, limit, filter, classID) = try await labsScope(
+            params, maximumLimit: ClassroomPages.labRowsMaximumLimit, dependencies)
         let (rows, next) = try await dependencies.repository.labJSONRows(
             after: cursor, limit: limit, classID: classID, filter: filter,
             desktopsPrefix: Representations(dependencies.settings).desktopsPrefix)
@@ -164,10 +165,11 @@ enum ClassroomPagesWire {
     }
 
     /// The cursor, limit, filter and class of a `labs.*` call; the class must exist.
-    static func labsScope(_ params: PageRequest<ListFilters>, _ dependencies: ClassroomDependencies) async throws
-        -> (String?, Int, ListFilter, Int64?)
-    {
-        let (cursor, limit, filter) = try parse(params, resource: .labs, dependencies)
+    static func labsScope(
+        _ params: PageRequest<ListFilters>, maximumLimit: Int = PageRequest<ListFilters>.maximumLimit,
+        _ dependencies: ClassroomDependencies
+    ) async throws -> (String?, Int, ListFilter, Int64?) {
+        let (cursor, limit, filter) = try parse(params, resource: .labs, maximumLimit: maximumLimit, dependencies)
         guard let text = params.filters.classID else { return (cursor, limit, filter, nil) }
         guard let id = Int64(text) else { throw ServiceFailure(.badRequest, "class_id must be a class id", field: "class_id") }
         guard try await dependencies.repository.klass(id) != nil else {
@@ -194,11 +196,12 @@ enum ClassroomPagesWire {
         }
     }
 
-    static func parse(_ params: PageRequest<ListFilters>, resource: ListFilter.Resource, _ dependencies: ClassroomDependencies) throws
-        -> (String?, Int, ListFilter)
-    {
-        guard (1...PageRequest<ListFilters>.maximumLimit).contains(params.limit) else {
-            throw ServiceFailure(.badRequest, "limit must be from 1 to \(PageRequest<ListFilters>.maximumLimit)", field: "limit")
+    static func parse(
+        _ params: PageRequest<ListFilters>, resource: ListFilter.Resource,
+        maximumLimit: Int = PageRequest<ListFilters>.maximumLimit, _ dependencies: ClassroomDependencies
+    ) throws -> (String?, Int, ListFilter) {
+        guard (1...maximumLimit).contains(params.limit) else {
+            throw ServiceFailure(.badRequest, "limit must be from 1 to \(maximumLimit)", field: "limit")
         }
         let filter = try ListFilter.parse(
             query: params.filters.query, createdAt: params.filters.createdAt, lastDeployed: params.filters.lastDeployed,

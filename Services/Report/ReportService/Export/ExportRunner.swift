@@ -16,6 +16,8 @@ public final class ExportRunner: Service, Sendable {
         public var lease: TimeInterval = 30
         public var workers = 2
         public var pageSize = 1000
+        /// Rows per call of the compact row form (lab reports, `labs.rows`): larger pages, fewer round trips.
+        public var rowPageSize = 5000
         /// CSV bytes per gzip member.
         public var blockSize = 1 << 20
         public var gzipLevel: Int32 = 6
@@ -289,7 +291,8 @@ public final class ExportRunner: Service, Sendable {
         var attempt = 0
         while true {
             do {
-                return try await data.fetch(record.kind, record.filters, cursor, configuration.pageSize)
+                let limit = record.kind.readsRowPages ? configuration.rowPageSize : configuration.pageSize
+                return try await data.fetch(record.kind, record.filters, cursor, limit)
             } catch let error as WireError {
                 let transient = [WireError.Code.unavailable.rawValue, WireError.Code.deadlineExceeded.rawValue,
                                  WireError.Code.internal.rawValue].contains(error.code)

@@ -25,6 +25,9 @@ public enum ExportKind: String, Sendable, Codable, CaseIterable {
     /// The service whose rows a report of this kind holds, for messages.
     public var peer: String { self == .sessions ? "session-service" : "classroom-service" }
 
+    /// Whether its rows come in the compact row form (`RowPage`), whose pages may be larger.
+    public var readsRowPages: Bool { self == .labs }
+
     /// The CSV header.
     public var columns: [String] {
         switch self {
