@@ -125,31 +125,42 @@ public struct RowPage: Sendable, Equatable {
             var columns: [String]?
             var rows: [[String?]]?
             var cursor: String??
+            try object { key, reader in
+                switch key {
+                case "columns":
+                    guard columns == nil else { throw RowPageError("columns appears twice") }
+                    columns = try reader.array { reader in try reader.string() }
+                case "rows":
+                    guard rows == nil else { throw RowPageError("rows appears twice") }
+                    rows = try reader.array { reader in try reader.array { cell in try cell.nullableString() } }
+                default:
+                    try reader.cursor(key, into: &cursor)
+                }
+            }
+            guard let columns, let rows else { throw RowPageError("a page needs columns and rows") }
+            return RowPage(columns: columns, rows: rows, nextCursor: cursor ?? nil)
+        }
+
+        /// Reads the page's object and checks nothing follows it: `member` reads the value of each key.
+        mutating func object(_ member: (String, inout Reader) throws -> Void) throws {
             try expect(UInt8(ascii: "{"))
             if try !consume(UInt8(ascii: "}")) {
                 repeat {
                     let key = try string()
                     try expect(UInt8(ascii: ":"))
-                    switch key {
-                    case "columns":
-                        guard columns == nil else { throw RowPageError("columns appears twice") }
-                        columns = try array { reader in try reader.string() }
-                    case "rows":
-                        guard rows == nil else { throw RowPageError("rows appears twice") }
-                        rows = try array { reader in try reader.array { cell in try cell.nullableString() } }
-                    case "next_cursor":
-                        guard cursor == nil else { throw RowPageError("next_cursor appears twice") }
-                        cursor = .some(try nullableString())
-                    default:
-                        throw RowPageError("unexpected member \(key)")
-                    }
+                    try member(key, &self)
                 } while try consume(UInt8(ascii: ","))
                 try expect(UInt8(ascii: "}"))
             }
             skipSpace()
             guard at == bytes.count else { throw RowPageError("unexpected bytes after the page at offset \(at)") }
-            guard let columns, let rows else { throw RowPageError("a page needs columns and rows") }
-            return RowPage(columns: columns, rows: rows, nextCursor: cursor ?? nil)
+        }
+
+        /// The `next_cursor` member (once), or an unexpected member.
+        mutating func cursor(_ key: String, into cursor: inout String??) throws {
+            guard key == "next_cursor" else { throw RowPageError("unexpected member \(key)") }
+            guard cursor == nil else { throw RowPageError("next_cursor appears twice") }
+            cursor = .some(try nullableString())
         }
 
         mutating func skipSpace() {
@@ -397,74 +408,58 @@ extension RowPage.Reader {
         var cursor: String??
         var scratch: [UInt8] = []
         var spans: [(Int, Int)] = []
-        try expect(UInt8(ascii: "{"))
-        if try !consume(UInt8(ascii: "}")) {
-            repeat {
-                let key = try string()
-                try expect(UInt8(ascii: ":"))
-                switch key {
-                case "columns":
-                    guard positions == nil else { throw RowPageError("columns appears twice") }
-                    let columns = try array { reader in try reader.string() }
-                    let index = Dictionary(columns.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
-                    positions = try wanted.map { name in
-                        guard let position = index[name] else { throw RowPageError("the page has no column \(name)") }
-                        return position
-                    }
-                    width = columns.count
-                    spans = Array(repeating: (-1, -1), count: width)
-                case "rows":
-                    guard count == nil else { throw RowPageError("rows appears twice") }
-                    guard let positions else { throw RowPageError("a page's rows come before its columns") }
-                    var rows = 0
-                    try expect(UInt8(ascii: "["))
-                    if try !consume(UInt8(ascii: "]")) {
-                        try positions.withUnsafeBufferPointer { positions in
-                            repeat {
-                                scratch.removeAll(keepingCapacity: true)
-                                try expect(UInt8(ascii: "["))
-                                var cells = 0
-                                if try !consume(UInt8(ascii: "]")) {
-                                    repeat {
-                                        guard cells < width else {
-                                            throw RowPageError("a row has more than \(width) cells")
-                                        }
-                                        if isNull() {
-                                            spans[cells] = (-1, -1)
-                                        } else {
-                                            let start = scratch.count
-                                            try appendString(to: &scratch)
-                                            spans[cells] = (start, scratch.count)
-                                        }
-                                        cells += 1
-                                    } while try consume(UInt8(ascii: ","))
-                                    try expect(UInt8(ascii: "]"))
-                                }
-                                guard cells == width else {
-                                    throw RowPageError("a row has \(cells) cells for \(width) columns")
-                                }
-                                try scratch.withUnsafeBytes { bytes in
-                                    try spans.withUnsafeBufferPointer { spans in
-                                        try row(RowPage.ScannedRow(bytes: bytes, spans: spans, positions: positions))
-                                    }
-                                }
-                                rows += 1
-                            } while try consume(UInt8(ascii: ","))
-                        }
-                        try expect(UInt8(ascii: "]"))
-                    }
-                    count = rows
-                case "next_cursor":
-                    guard cursor == nil else { throw RowPageError("next_cursor appears twice") }
-                    cursor = .some(try nullableString())
-                default:
-                    throw RowPageError("unexpected member \(key)")
+        try object { key, reader in
+            switch key {
+            case "columns":
+                guard positions == nil else { throw RowPageError("columns appears twice") }
+                let columns = try reader.array { reader in try reader.string() }
+                let index = Dictionary(columns.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+                positions = try wanted.map { name in
+                    guard let position = index[name] else { throw RowPageError("the page has no column \(name)") }
+                    return position
                 }
-            } while try consume(UInt8(ascii: ","))
-            try expect(UInt8(ascii: "}"))
+                width = columns.count
+                spans = Array(repeating: (-1, -1), count: width)
+            case "rows":
+                guard count == nil else { throw RowPageError("rows appears twice") }
+                guard let positions else { throw RowPageError("a page's rows come before its columns") }
+                count = try positions.withUnsafeBufferPointer { positions in
+                    var rows = 0
+                    try reader.expect(UInt8(ascii: "["))
+                    if try reader.consume(UInt8(ascii: "]")) { return 0 }
+                    repeat {
+                        scratch.removeAll(keepingCapacity: true)
+                        try reader.expect(UInt8(ascii: "["))
+                        var cells = 0
+                        if try !reader.consume(UInt8(ascii: "]")) {
+                            repeat {
+                                guard cells < width else { throw RowPageError("a row has more than \(width) cells") }
+                                if reader.isNull() {
+                                    spans[cells] = (-1, -1)
+                                } else {
+                                    let start = scratch.count
+                                    try reader.appendString(to: &scratch)
+                                    spans[cells] = (start, scratch.count)
+                                }
+                                cells += 1
+                            } while try reader.consume(UInt8(ascii: ","))
+                            try reader.expect(UInt8(ascii: "]"))
+                        }
+                        guard cells == width else { throw RowPageError("a row has \(cells) cells for \(width) columns") }
+                        try scratch.withUnsafeBytes { bytes in
+                            try spans.withUnsafeBufferPointer { spans in
+                                try row(RowPage.ScannedRow(bytes: bytes, spans: spans, positions: positions))
+                            }
+                        }
+                        rows += 1
+                    } while try reader.consume(UInt8(ascii: ","))
+                    try reader.expect(UInt8(ascii: "]"))
+                    return rows
+                }
+            default:
+                try reader.cursor(key, into: &cursor)
+            }
         }
-        skipSpace()
-        guard at == bytes.count else { throw RowPageError("unexpected bytes after the page at offset \(at)") }
         guard positions != nil, let count else { throw RowPageError("a page needs columns and rows") }
         return (count, cursor ?? nil)
     }
