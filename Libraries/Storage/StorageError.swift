@@ -1,3 +1,6 @@
+import PostgresNIO
+import SQLiteNIO
+
 /// Failures of the storage layer itself (not of a domain rule).
 public enum StorageError: Error, CustomStringConvertible, Sendable {
     case configuration(String)
@@ -10,5 +13,21 @@ public enum StorageError: Error, CustomStringConvertible, Sendable {
         case .migration(let message): "database migration: \(message)"
         case .misuse(let message): "database misuse: \(message)"
         }
+    }
+}
+
+extension StorageError {
+    /// Whether `error` is the database refusing a row whose unique key another row already has (SQLite's UNIQUE or
+    /// PRIMARY KEY constraint, PostgreSQL's SQLSTATE 23505): two writers that both checked first, then both inserted.
+    public static func isUniqueViolation(_ error: any Error) -> Bool {
+        if let error = error as? SQLiteError {
+            switch error.reason {
+            case .constraintUniqueFailed, .constraintPrimaryKeyFailed: return true
+            case .constraint: return error.message.hasPrefix("UNIQUE constraint failed")
+            default: return false
+            }
+        }
+        if let error = error as? PSQLError { return error.serverInfo?[.sqlState] == "23505" }
+        return false
     }
 }

@@ -121,6 +121,31 @@ struct ConcurrencyAndRuntimeTests {
         }
     }
 
+    @Test("users made at once with one name: one is made, the others are told the name is taken (409, not 500)", arguments: TestBackends.all)
+    func concurrentUsersOfOneName(backend: DatabaseBackend) async throws {
+        let portal = StubCatalog.portal([StubCatalog.environment("lab-w01", workshop: "ws", capacity: 10, reserved: 0)])
+        try await SessionHarness.with(backend, portal: portal) { harness in
+            let repository = harness.dependencies.identity.repository
+            let now = harness.clock.now
+            let outcomes = try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        do {
+                            _ = try await repository.createUser(.init(username: "sam", role: .user), now: now)
+                            return "made"
+                        } catch let failure as ServiceFailure {
+                            return failure.kind.rawValue
+                        }
+                    }
+                }
+                var outcomes: [String] = []
+                for try await outcome in group { outcomes.append(outcome) }
+                return outcomes.sorted()
+            }
+            #expect(outcomes == Array(repeating: "conflict", count: 7) + ["made"])
+        }
+    }
+
     @Test("a reload that lowers reserved or capacity stops the spares above them, newest first; initial's spares stay", arguments: TestBackends.all)
     func lowerReservedStopsSpares(backend: DatabaseBackend) async throws {
         let portal = StubCatalog.portal([

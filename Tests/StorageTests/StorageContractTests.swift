@@ -109,6 +109,27 @@ struct StorageContractTests {
         }
     }
 
+    @Test("a repeated unique key is told apart from other refusals", arguments: TestBackends.all)
+    func uniqueViolation(backend: DatabaseBackend) async throws {
+        try await TestDatabase(backend).with { database in
+            try await Migrator(Self.migrations).migrate(database, logger: quietLogger)
+            try await database.sql.raw("INSERT INTO jobs (id, payload) VALUES (1, 'a')").run()
+            do {
+                try await database.sql.raw("INSERT INTO jobs (id, payload) VALUES (1, 'b')").run()
+                Issue.record("a repeated id was accepted")
+            } catch {
+                #expect(StorageError.isUniqueViolation(error), "\(String(reflecting: error))")
+            }
+            do {
+                try await database.sql.raw("INSERT INTO jobs (id, payload) VALUES (2, NULL)").run()
+                Issue.record("a null payload was accepted")
+            } catch {
+                #expect(!StorageError.isUniqueViolation(error), "\(String(reflecting: error))")
+            }
+            #expect(!StorageError.isUniqueViolation(StorageError.misuse("x")))
+        }
+    }
+
     @Test("a transaction commits, or rolls back everything when it throws", arguments: TestBackends.all)
     func transactions(backend: DatabaseBackend) async throws {
         try await TestDatabase(backend).with { database in

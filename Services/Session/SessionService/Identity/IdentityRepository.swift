@@ -173,11 +173,15 @@ public struct IdentityRepository: Sendable {
 
     /// Creates a user; a taken username is a conflict.
     public func createUser(_ new: NewUser, now: Date) async throws -> AuthenticatedUser {
-        try await database.transaction { db in
-            if try await Self.user(username: new.username, on: db) != nil {
-                throw ServiceFailure(.conflict, "a user named \(new.username) already exists", field: "login_name")
+        let taken = ServiceFailure(.conflict, "a user named \(new.username) already exists", field: "login_name")
+        do {
+            return try await database.transaction { db in
+                if try await Self.user(username: new.username, on: db) != nil { throw taken }
+                return try await Self.insertUser(new, now: now, on: db)
             }
-            return try await Self.insertUser(new, now: now, on: db)
+        } catch where StorageError.isUniqueViolation(error) {
+            // Made by another writer since the check (PostgreSQL transactions may run side by side).
+            throw taken
         }
     }
 
