@@ -56,15 +56,17 @@ public struct WireMeta: Codable, Sendable, Equatable {
     }
 }
 
-/// What the server reads first from every line: everything but the params.
+/// The envelope of a request line that `RequestLine` does not read by hand: everything but the params.
 struct RequestHead: Decodable {
     var jsonrpc: String?
     /// `.none` when the member is absent (a notification); `.some(nil)` when it is `null`.
     var id: JSONRPCID??
     var method: String?
     var meta: WireMeta?
+    /// Whether the line has params that are not `null`.
+    var hasParams: Bool
 
-    enum CodingKeys: String, CodingKey { case jsonrpc, id, method, meta }
+    enum CodingKeys: String, CodingKey { case jsonrpc, id, method, meta, params }
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -76,32 +78,8 @@ struct RequestHead: Decodable {
         }
         method = try container.decodeIfPresent(String.self, forKey: .method)
         meta = try container.decodeIfPresent(WireMeta.self, forKey: .meta)
+        hasParams = try container.contains(.params) && !container.decodeNil(forKey: .params)
     }
-}
-
-/// The params member alone, decoded once the method (and so its params type) is known.
-struct RequestParams<Params: Decodable>: Decodable {
-    var params: Params
-
-    enum CodingKeys: String, CodingKey { case params }
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        if container.contains(.params), try !container.decodeNil(forKey: .params) {
-            params = try container.decode(Params.self, forKey: .params)
-        } else {
-            // Absent params decode as an empty object, so `Empty`-like types and all-optional structs work.
-            params = try JSONDecoder().decode(Params.self, from: Data("{}".utf8))
-        }
-    }
-}
-
-struct RequestEnvelope<Params: Encodable>: Encodable {
-    var jsonrpc = "2.0"
-    var id: Int64?
-    var method: String
-    var params: Params
-    var meta: WireMeta?
 }
 
 struct ErrorEnvelope: Encodable {

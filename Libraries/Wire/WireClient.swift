@@ -106,6 +106,12 @@ public final class WireClient: Service, Sendable {
         meta: WireMeta = WireMeta()
     ) async throws -> Result {
         try await perform(method, params, deadline: deadline, idempotent: idempotent, meta: meta) { line in
+            // An answer as this library writes it: the result's own bytes are decoded, not the envelope.
+            if let range = JSONMembers.canonicalResult(in: line),
+                let result = line.getSlice(at: line.readerIndex + range.lowerBound, length: range.count)
+            {
+                return try WireJSON.decoder.decode(Result.self, from: result)
+            }
             let body = try WireJSON.decoder.decode(ResponseBody<Result>.self, from: line)
             if let error = body.error { throw error }
             return body.result!
@@ -565,7 +571,7 @@ final class WireConnection: Sendable {
         }
         let line: ByteBuffer
         do {
-            line = try encodeLine(RequestEnvelope(id: id, method: method, params: params, meta: meta))
+            line = try requestLine(id: id, method: method, params: params, meta: meta)
         } catch {
             throw WireError.invalidParams("the params of \(method) could not be encoded")
         }
@@ -601,7 +607,7 @@ final class WireConnection: Sendable {
             return state.closed
         }
         if let closed { throw WireError.unavailable("connection to \(peer) lost: \(closed)") }
-        writer.enqueue(try encodeLine(RequestEnvelope(id: nil, method: method, params: params, meta: meta)))
+        writer.enqueue(try requestLine(id: nil, method: method, params: params, meta: meta))
     }
 
     /// Fails one waiting call: with `error`, or with cancellation when `error` is nil.

@@ -32,8 +32,10 @@ public struct WireCallContext: Sendable {
 public struct WireRouter: Sendable {
     struct Method: Sendable {
         var allowed: WireCallers
-        /// Decodes params from the request line, runs the handler and encodes the result line.
-        var invoke: @Sendable (_ line: ByteBuffer, _ id: JSONRPCID?, _ context: WireCallContext) async throws -> ByteBuffer
+        /// Decodes params from the request line (their range in it; nil when absent), runs the handler and encodes
+        /// the result line.
+        var invoke: @Sendable (_ line: ByteBuffer, _ params: Range<Int>?, _ id: JSONRPCID?, _ context: WireCallContext)
+            async throws -> ByteBuffer
     }
 
     private(set) var methods: [String: Method] = [:]
@@ -49,8 +51,8 @@ public struct WireRouter: Sendable {
         params: Params.Type = Params.self,
         _ handler: @escaping @Sendable (Params, WireCallContext) async throws -> Result
     ) {
-        methods[name] = Method(allowed: allowed) { line, id, context in
-            let result = try await handler(try decodeParams(line), context)
+        methods[name] = Method(allowed: allowed) { line, params, id, context in
+            let result = try await handler(try decodeParams(line, params), context)
             return try answerLine(id: id, result: WireJSON.encoder.encode(result))
         }
     }
@@ -63,16 +65,23 @@ public struct WireRouter: Sendable {
         params: Params.Type = Params.self,
         _ handler: @escaping @Sendable (Params, WireCallContext) async throws -> [UInt8]
     ) {
-        methods[name] = Method(allowed: allowed) { line, id, context in
-            try answerLine(id: id, result: try await handler(try decodeParams(line), context))
+        methods[name] = Method(allowed: allowed) { line, params, id, context in
+            try answerLine(id: id, result: try await handler(try decodeParams(line, params), context))
         }
     }
 }
 
-/// The params of a request line; a mismatch is `invalid_params` naming the member.
-func decodeParams<Params: Decodable>(_ line: ByteBuffer) throws -> Params {
+/// The params of a request line, decoded from their own bytes (`range`, offsets from the reader index; absent params
+/// decode as an empty object, so that all-optional types work). Bytes that are not JSON are a parse error; a
+/// mismatch is `invalid_params` naming the member.
+func decodeParams<Params: Decodable>(_ line: ByteBuffer, _ range: Range<Int>?) throws -> Params {
     do {
-        return try WireJSON.decoder.decode(RequestParams<Params>.self, from: line).params
+        guard let range, let params = line.getSlice(at: line.readerIndex + range.lowerBound, length: range.count) else {
+            return try WireJSON.decoder.decode(Params.self, from: ByteBuffer(string: "{}"))
+        }
+        return try WireJSON.decoder.decode(Params.self, from: params)
+    } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty {
+        throw WireError.parseError("the params are not valid JSON")
     } catch let error as DecodingError {
         throw WireError.invalidParams(describe(error))
     }
@@ -87,13 +96,53 @@ func answerLine(id: JSONRPCID?, result: some Collection<UInt8>) throws -> ByteBu
     buffer.writeString(#"{"jsonrpc":"2.0","id":"#)
     switch id {
     case .number(let number): buffer.writeString(String(number))
-    case .string(let text): buffer.writeBytes(try WireJSON.encoder.encode(text))
+    case .string(let text): try writeJSONString(text, to: &buffer)
     case nil: buffer.writeString("null")
     }
     buffer.writeString(#","result":"#)
     buffer.writeBytes(result)
     buffer.writeString("}\n")
     return buffer
+}
+
+/// A request line, `{"jsonrpc":"2.0","id":<id>,"method":…,"params":…,"meta":…}` and a newline: the envelope
+/// written by hand, the params by the JSON encoder. No id for a notification.
+func requestLine(id: Int64?, method: String, params: some Encodable, meta: WireMeta) throws -> ByteBuffer {
+    let encoded = try WireJSON.encoder.encode(params)
+    var buffer = ByteBuffer()
+    buffer.reserveCapacity(encoded.count + method.utf8.count + 96)
+    buffer.writeString(#"{"jsonrpc":"2.0","#)
+    if let id { buffer.writeString(#""id":\#(id),"#) }
+    buffer.writeString(#""method":"#)
+    try writeJSONString(method, to: &buffer)
+    buffer.writeString(#","params":"#)
+    buffer.writeBytes(encoded)
+    buffer.writeString(#","meta":{"#)
+    var separator = ""
+    if let deadline = meta.deadlineMS {
+        buffer.writeString(#""deadline_ms":\#(deadline)"#)
+        separator = ","
+    }
+    for (key, value) in [("traceparent", meta.traceparent), ("request_id", meta.requestID)] {
+        guard let value else { continue }
+        buffer.writeString(#"\#(separator)"\#(key)":"#)
+        try writeJSONString(value, to: &buffer)
+        separator = ","
+    }
+    buffer.writeString("}}\n")
+    return buffer
+}
+
+/// `text` as a JSON string: as it is when it needs no escape (the common case: method names, ids), else through
+/// the encoder.
+private func writeJSONString(_ text: String, to buffer: inout ByteBuffer) throws {
+    if text.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+        buffer.writeInteger(UInt8(ascii: "\""))
+        buffer.writeString(text)
+        buffer.writeInteger(UInt8(ascii: "\""))
+    } else {
+        buffer.writeBytes(try WireJSON.encoder.encode(text))
+    }
 }
 
 /// Encodes a message as one line ending in `\n`.

@@ -197,21 +197,26 @@ public final class WireServer: Service, Sendable {
 
     func process(_ line: ByteBuffer, caller: String, writer: ChannelLineWriter, logger: Logger) async {
         let started = NIODeadline.now()
-        let head: RequestHead
-        do {
-            head = try WireJSON.decoder.decode(RequestHead.self, from: line)
-        } catch {
-            let isParseError: Bool
-            if case DecodingError.dataCorrupted(let context) = error, context.codingPath.isEmpty {
-                isParseError = true
-            } else {
-                isParseError = false
+        var head: RequestLine
+        if let read = RequestLine.read(line) {
+            head = read
+        } else {
+            do {
+                let decoded = try WireJSON.decoder.decode(RequestHead.self, from: line)
+                head = RequestLine(jsonrpc: decoded.jsonrpc, id: decoded.id, method: decoded.method, meta: decoded.meta)
+                head.params = decoded.hasParams ? JSONMembers.range(of: "params", in: line) : nil
+            } catch {
+                // Not JSON at all, or JSON that is not a request object.
+                var isParseError = false
+                if case DecodingError.dataCorrupted(let context) = error, context.codingPath.isEmpty { isParseError = true }
+                let wireError: WireError =
+                    isParseError
+                    ? .parseError("the line is not valid JSON")
+                    : .invalidRequest("the line is not a JSON-RPC 2.0 request object")
+                metrics.record(method: nil, code: wireError.code, since: started)
+                respond(writer, id: nil, error: wireError)
+                return
             }
-            let wireError: WireError =
-                isParseError ? .parseError("the line is not valid JSON") : .invalidRequest("the line is not a JSON-RPC 2.0 request object")
-            metrics.record(method: nil, code: wireError.code, since: started)
-            respond(writer, id: nil, error: wireError)
-            return
         }
         let id = head.id ?? nil
         let isNotification = head.id == nil
@@ -266,7 +271,7 @@ public final class WireServer: Service, Sendable {
             // Calls the handler makes carry the same request id.
             answer = .success(
                 try await WireMeta.$currentRequestID.withValue(context.meta.requestID) {
-                    try await method.invoke(line, id, context)
+                    try await method.invoke(line, head.params, id, context)
                 })
         } catch {
             answer = .failure(map(error, method: name, logger: callLogger))

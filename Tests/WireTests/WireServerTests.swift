@@ -86,6 +86,40 @@ struct WireServerTests {
         try await server.stop()
     }
 
+    @Test("envelopes in any member order, with extension members, escapes or odd values read as JSON says")
+    func envelopes() async throws {
+        let server = try await RunningServer.start()
+        let client = try await rawClient(port: server.port)
+        func send(_ line: String) async throws -> [String: Any]? {
+            try await client.send(line + "\n")
+            return try await client.readJSON()
+        }
+        func value(_ answer: [String: Any]?) -> Int? { (answer?["result"] as? [String: Any])?["value"] as? Int }
+
+        // An escaped method name (read by the general reader).
+        let escaped = try await send(#"{"jsonrpc":"2.0","id":21,"method":"test.\u0065cho","params":{"value":1}}"#)
+        #expect(escaped?["id"] as? Int == 21 && value(escaped) == 1)
+        // Members in any order, unknown members and meta keys, brackets and quotes inside strings.
+        let shuffled = try await send(
+            #"{ "params" : {"value":2,"text":"}{\"]"}, "meta":{"deadline_ms":5000,"x":[1,{"y":"}"}]}, "method":"test.echo", "id":22, "jsonrpc":"2.0", "ext":true }"#)
+        #expect(shuffled?["id"] as? Int == 22 && value(shuffled) == 2)
+        #expect((shuffled?["result"] as? [String: Any])?["text"] as? String == #"}{"]"#)
+        // String, negative and null ids; params null reads as absent (required params missing: -32602).
+        #expect(try await send(#"{"jsonrpc":"2.0","id":"a\"b","method":"wire.ping"}"#)?["id"] as? String == #"a"b"#)
+        #expect(try await send(#"{"jsonrpc":"2.0","id":-7,"method":"wire.ping"}"#)?["id"] as? Int == -7)
+        #expect(errorCode(try await send(#"{"jsonrpc":"2.0","id":23,"method":"test.echo","params":null}"#)) == -32602)
+        // Broken JSON inside params or after the object is a parse error; a fractional id is not a request.
+        let broken = try await send(#"{"jsonrpc":"2.0","id":24,"method":"test.echo","params":{"value":tru}}"#)
+        #expect(errorCode(broken) == -32700 && broken?["id"] as? Int == 24)
+        #expect(errorCode(try await send(#"{"jsonrpc":"2.0","id":25,"method":"test.echo","params":{"value":3}} x"#)) == -32700)
+        #expect(errorCode(try await send(#"{"jsonrpc":"2.0","id":1.5,"method":"wire.ping"}"#)) == -32600)
+        #expect(errorCode(try await send(#"{"jsonrpc":2,"id":26,"method":"wire.ping"}"#)) == -32600)
+        // A bad meta deadline type is not a request either.
+        #expect(errorCode(try await send(#"{"jsonrpc":"2.0","id":27,"method":"wire.ping","meta":{"deadline_ms":"soon"}}"#)) == -32600)
+        await client.close()
+        try await server.stop()
+    }
+
     @Test("a notification gets no answer but runs")
     func notifications() async throws {
         let probe = Probe()
