@@ -108,17 +108,24 @@ struct ExportsController: Sendable {
             context.logger.info(
                 "export queued", metadata: ["export": "\(record.id)", "kind": "\(kind.rawValue)", "user": "\(caller.id)"])
             dependencies.runner.wake()
-            return JSONResponse.make(json: json(record))
+            return JSONResponse.make(json: .object(seedMembers(record)))
         }
     }
 
-    func json(_ record: ExportRecord) -> JSONValue {
-        var members: [(String, JSONValue)] = [
+    /// The answer to a create, exactly the seed's: `id`, `ready`, `url`, `notify_by_email`, `email`.
+    func seedMembers(_ record: ExportRecord) -> [(String, JSONValue)] {
+        [
             ("id", .string(String(record.id))),
             ("ready", .bool(record.state == .ready)),
             ("url", .string("\(dependencies.publicURL)\(record.kind.path)/\(record.id)")),
             ("notify_by_email", .bool(record.notifyByEmail)),
             ("email", .string(record.ownerEmail)),
+        ]
+    }
+
+    /// The answer to a poll: the seed's members, then the progress.
+    func json(_ record: ExportRecord) -> JSONValue {
+        var members = seedMembers(record) + [
             ("state", .string(record.state.rawValue)),
             ("rows", .int(record.rows)),
         ]
