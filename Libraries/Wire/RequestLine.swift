@@ -31,6 +31,7 @@ struct RequestLine {
                         guard let text = scanner.plainString(value) else { return false }
                         request.id = .some(.string(text))
                     case UInt8(ascii: "n"):
+                        guard scanner.isNull(value) else { return false }
                         request.id = .some(nil)
                     default:
                         guard let number = scanner.integer(value) else { return false }
@@ -40,9 +41,9 @@ struct RequestLine {
                     guard let text = scanner.plainString(value) else { return false }
                     request.method = text
                 case "params":
-                    if bytes[value.lowerBound] != UInt8(ascii: "n") { request.params = value }
+                    if !scanner.isNull(value) { request.params = value }
                 case "meta":
-                    guard bytes[value.lowerBound] != UInt8(ascii: "n") else { return true }
+                    guard !scanner.isNull(value) else { return true }
                     guard let meta = Self.meta(in: value, bytes: bytes) else { return false }
                     request.meta = meta
                 default:
@@ -105,6 +106,11 @@ extension JSONMembers.Scanner {
         }
         skipSpace()
         return at == bytes.count
+    }
+
+    /// Whether a value is `null`.
+    func isNull(_ value: Range<Int>) -> Bool {
+        bytes[value].elementsEqual("null".utf8)
     }
 
     /// The text of a string value without escapes or control characters; nil otherwise.

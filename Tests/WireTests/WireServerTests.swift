@@ -114,6 +114,8 @@ struct WireServerTests {
         #expect(errorCode(try await send(#"{"jsonrpc":"2.0","id":25,"method":"test.echo","params":{"value":3}} x"#)) == -32700)
         #expect(errorCode(try await send(#"{"jsonrpc":"2.0","id":1.5,"method":"wire.ping"}"#)) == -32600)
         #expect(errorCode(try await send(#"{"jsonrpc":2,"id":26,"method":"wire.ping"}"#)) == -32600)
+        #expect(errorCode(try await send(#"{"jsonrpc":"2.0","id":nope,"method":"wire.ping"}"#)) == -32700)
+        #expect(errorCode(try await send(#"{"jsonrpc":"2.0","id":28,"method":"test.echo","params":nil}"#)) == -32700)
         // A bad meta deadline type is not a request either.
         #expect(errorCode(try await send(#"{"jsonrpc":"2.0","id":27,"method":"wire.ping","meta":{"deadline_ms":"soon"}}"#)) == -32600)
         await client.close()
