@@ -23,7 +23,7 @@ public struct PlainRow: Sendable {
             switch columns[index].data {
             case .integer(let value): return Int64(value)
             case .null: return nil
-            case let other: throw PlainRowError(index: index, expected: "an integer", found: other.description)
+            case let other: throw PlainRowError(index: index, expected: "an integer", found: Self.kind(of: other))
             }
         case .sql(let row, let columns):
             return try row.decodeOptional(column: columns[index], as: Int64.self)
@@ -37,7 +37,7 @@ public struct PlainRow: Sendable {
             switch columns[index].data {
             case .text(let value): return value
             case .null: return nil
-            case let other: throw PlainRowError(index: index, expected: "text", found: other.description)
+            case let other: throw PlainRowError(index: index, expected: "text", found: Self.kind(of: other))
             }
         case .sql(let row, let columns):
             return try row.decodeOptional(column: columns[index], as: String.self)
@@ -52,7 +52,7 @@ public struct PlainRow: Sendable {
             case .float(let value): return value
             case .integer(let value): return Double(value)
             case .null: return nil
-            case let other: throw PlainRowError(index: index, expected: "a number", found: other.description)
+            case let other: throw PlainRowError(index: index, expected: "a number", found: Self.kind(of: other))
             }
         case .sql(let row, let columns):
             return try row.decodeOptional(column: columns[index], as: Double.self)
@@ -66,11 +66,22 @@ public struct PlainRow: Sendable {
             let data = columns[index].data
             if case .null = data { return nil }
             guard let date = Date(sqliteData: data) else {
-                throw PlainRowError(index: index, expected: "a time", found: data.description)
+                throw PlainRowError(index: index, expected: "a time", found: Self.kind(of: data))
             }
             return date
         case .sql(let row, let columns):
             return try row.decodeOptional(column: columns[index], as: Date.self)
+        }
+    }
+
+    /// What a cell holds, for errors (never its value: it may be anybody's data).
+    static func kind(of data: SQLiteData) -> String {
+        switch data {
+        case .integer: "an integer"
+        case .float: "a real number"
+        case .text: "text"
+        case .blob: "a blob"
+        case .null: "NULL"
         }
     }
 
