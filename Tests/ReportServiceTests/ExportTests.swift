@@ -193,6 +193,30 @@ struct ExportTests {
         }
     }
 
+    @Test("a peer that refuses the row form's larger pages (an older version) is asked for object-sized ones")
+    func olderPeer() async throws {
+        try await ReportHarness.with(configure: { $0.rowPageSize = 50 }) { harness in
+            harness.data.state.withLock {
+                $0.rows[.labs] = StubData.rows(40, kind: .labs)
+                $0.maximumLimit = 10
+            }
+            try await harness.application().test(.router) { client in
+                for _ in 0..<2 {
+                    let id = try #require(try await client.send(.post, "/v2/classes/5/labs/exports.json").object["id"] as? String)
+                    try await harness.dependencies.runner.pass()
+                    let polled = try await client.send(.get, "/v2/labs/exports/\(id).json")
+                    #expect(polled.object["ready"] as? Bool == true, "\(polled.text)")
+                    #expect(polled.object["rows"] as? Int == 40)
+                }
+                // Each create checks its filters with one call. The refusal is learnt once: the first export asked for
+                // 50 rows once, then 7 a page (6 pages); the second asked for 7 from the start.
+                let calls = harness.data.state.withLock { $0.calls }
+                let expected = 8 + 7
+                #expect(calls.count == expected, "\(calls)")
+            }
+        }
+    }
+
     @Test("the database blob store serves the same file", arguments: TestBackends.all)
     func databaseBlobs(backend: DatabaseBackend) async throws {
         try await ReportHarness.with(backend, blobStore: .database) { harness in

@@ -37,6 +37,8 @@ final class StubData: Sendable {
         /// Errors to throw, one per call, before answering again.
         var failures: [WireError] = []
         var calls: [String] = []
+        /// The most rows a call may ask for, as an older classroom-service allows; nil: any.
+        var maximumLimit: Int?
     }
 
     let state = Mutex(State())
@@ -46,6 +48,9 @@ final class StubData: Sendable {
             try self.state.withLock { state in
                 state.calls.append("\(kind.rawValue):\(cursor ?? "-")")
                 if !state.failures.isEmpty { throw state.failures.removeFirst() }
+                if let maximum = state.maximumLimit, limit > maximum {
+                    throw WireError(.invalidParams, "limit must be from 1 to \(maximum)", field: "limit")
+                }
                 if let query = filters.query, query.hasPrefix("bad") {
                     throw WireError(.invalidParams, "query must be key:value pairs", field: "query")
                 }

@@ -44,6 +44,8 @@ public final class ExportRunner: Service, Sendable {
     let logger: Logger
     /// One per worker (a WakeSignal has one waiter at a time).
     private let wakeups: [WakeSignal]
+    /// A peer refused the larger pages of the row form (it is older than this replica).
+    private let rowPagesRefused = NIOLockedValueBox(false)
 
     public init(
         repository: ExportRepository, blobs: any BlobStore, data: DataPeer, mailer: Mailer?, publicURL: String,
@@ -290,9 +292,20 @@ public final class ExportRunner: Service, Sendable {
         let peer = record.kind.peer
         var attempt = 0
         while true {
+            let limit = record.kind.readsRowPages && !rowPagesRefused.withLockedValue({ $0 })
+                ? configuration.rowPageSize : configuration.pageSize
             do {
-                let limit = record.kind.readsRowPages ? configuration.rowPageSize : configuration.pageSize
                 return try await data.fetch(record.kind, record.filters, cursor, limit)
+            } catch let error as WireError
+                where error.code == WireError.Code.invalidParams.rawValue && error.data?.field == "limit"
+                && limit > configuration.pageSize
+            {
+                // A peer of an older version (a rolling upgrade) takes only object-sized pages: ask it for those,
+                // from now on in this process.
+                rowPagesRefused.withLockedValue { $0 = true }
+                logger.warning(
+                    "\(peer) refused \(limit) rows a page; asking for \(configuration.pageSize)",
+                    metadata: ["export": "\(record.id)", "error": "\(error.message)"])
             } catch let error as WireError {
                 let transient = [WireError.Code.unavailable.rawValue, WireError.Code.deadlineExceeded.rawValue,
                                  WireError.Code.internal.rawValue].contains(error.code)
