@@ -97,7 +97,7 @@ enum ClassroomPagesWire {
         let templates = try await labTemplates(of: labs.map(\.classID), dependencies)
         let base = Representations(dependencies.settings)
         return page(labs, next: next) { lab in
-            let template = templates[lab.classID] ?? LabTemplate(name: "", id: "", region: "")
+            let template = templates[lab.classID] ?? .missing
             return LabItem(
                 id: String(lab.id), classID: String(lab.classID), name: lab.name,
                 templateName: template.name, templateID: template.id, region: template.region,
@@ -122,17 +122,8 @@ enum ClassroomPagesWire {
     /// The `RowPage` of `LabItem` rows that `labsPage` would make of the same labs: the database's JSON cells with
     /// the template's between them.
     static func labRowPage(_ rows: [LabJSONRow], next: String?, templates: [Int64: LabTemplate]) -> [UInt8] {
-        var cells: [Int64: [UInt8]] = [:]
-        for (classID, template) in templates {
-            var out: [UInt8] = []
-            for (index, text) in [template.name, template.id, template.region].enumerated() {
-                out.append(UInt8(ascii: ","))
-                JSONString.write(text, to: &out)
-                if index == 2 { out.append(UInt8(ascii: ",")) }
-            }
-            cells[classID] = out
-        }
-        let none = Array(#","","","","#.utf8)
+        let cells = templates.mapValues(\.jsonCells)
+        let none = LabTemplate.missing.jsonCells
         var writer = RowPage.Writer(columns: LabItem.rowColumns, nextCursor: next, capacity: rows.count * 192)
         for row in rows {
             writer.appendRow { out in
@@ -152,6 +143,19 @@ enum ClassroomPagesWire {
         var name: String
         var id: String
         var region: String
+
+        /// The cells of a lab whose class or course is no longer found.
+        static let missing = LabTemplate(name: "", id: "", region: "")
+
+        /// `,"<name>","<id>","<region>",`: the cells as they go between a lab row's head and tail.
+        var jsonCells: [UInt8] {
+            var out: [UInt8] = [UInt8(ascii: ",")]
+            for text in [name, id, region] {
+                JSONString.write(text, to: &out)
+                out.append(UInt8(ascii: ","))
+            }
+            return out
+        }
     }
 
     /// The template cells of the labs of each class.
