@@ -107,9 +107,7 @@ public final class WireClient: Service, Sendable {
     ) async throws -> Result {
         try await perform(method, params, deadline: deadline, idempotent: idempotent, meta: meta) { line in
             // An answer as this library writes it: the result's own bytes are decoded, not the envelope.
-            if let range = JSONMembers.canonicalResult(in: line),
-                let result = line.getSlice(at: line.readerIndex + range.lowerBound, length: range.count)
-            {
+            if let result = Self.result(of: line, anyShape: false) {
                 return try WireJSON.decoder.decode(Result.self, from: result)
             }
             let body = try WireJSON.decoder.decode(ResponseBody<Result>.self, from: line)
@@ -128,9 +126,7 @@ public final class WireClient: Service, Sendable {
         meta: WireMeta = WireMeta()
     ) async throws -> ByteBuffer {
         try await perform(method, params, deadline: deadline, idempotent: idempotent, meta: meta) { line in
-            if let range = JSONMembers.canonicalResult(in: line) ?? JSONMembers.range(of: "result", in: line) {
-                return line.getSlice(at: line.readerIndex + range.lowerBound, length: range.count) ?? ByteBuffer()
-            }
+            if let result = Self.result(of: line, anyShape: true) { return result }
             let body = try WireJSON.decoder.decode(ResponseBody<Empty?>.self, from: line)
             if let error = body.error { throw error }
             throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "an answer with no result"))
@@ -138,6 +134,14 @@ public final class WireClient: Service, Sendable {
     }
 
     private struct Empty: Decodable {}
+
+    /// The bytes of an answer's `result`: found without a parse in an answer as this library writes it, else (with
+    /// `anyShape`) by walking the object; nil when there is none that way.
+    private static func result(of line: ByteBuffer, anyShape: Bool) -> ByteBuffer? {
+        guard let range = JSONMembers.canonicalResult(in: line) ?? (anyShape ? JSONMembers.range(of: "result", in: line) : nil)
+        else { return nil }
+        return line.getSlice(at: line.readerIndex + range.lowerBound, length: range.count)
+    }
 
     private func perform<Params: Encodable & Sendable, Result>(
         _ method: String, _ params: Params, deadline: TimeAmount?, idempotent: Bool, meta: WireMeta,
