@@ -254,4 +254,18 @@ extension SQLRow {
     public func decodeOptional<T: Decodable>(column: String, as type: T.Type = T.self) throws -> T? {
         try decodeNil(column: column) ? nil : decode(column: column, as: T.self)
     }
+
+    /// A column holding the raw value of `T`; an unknown value throws `StorageError.unknownValue` (never a default).
+    public func decodeEnum<T: RawRepresentable>(column: String, as type: T.Type = T.self) throws -> T
+    where T.RawValue == String {
+        let raw = try decode(column: column, as: String.self)
+        guard let value = T(rawValue: raw) else { throw StorageError.unknownValue(column: column, value: raw) }
+        return value
+    }
+
+    /// `decodeEnum(column:as:)` of a column that may be NULL.
+    public func decodeOptionalEnum<T: RawRepresentable>(column: String, as type: T.Type = T.self) throws -> T?
+    where T.RawValue == String {
+        try decodeNil(column: column) ? nil : decodeEnum(column: column, as: T.self)
+    }
 }

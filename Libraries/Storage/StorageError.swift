@@ -6,12 +6,16 @@ public enum StorageError: Error, CustomStringConvertible, Sendable {
     case configuration(String)
     case migration(String)
     case misuse(String)
+    /// A stored value that the code does not know (a newer version wrote it, or the row was edited by hand). Reading
+    /// it as some default could destroy data, so the read fails instead.
+    case unknownValue(column: String, value: String)
 
     public var description: String {
         switch self {
         case .configuration(let message): "database configuration: \(message)"
         case .migration(let message): "database migration: \(message)"
         case .misuse(let message): "database misuse: \(message)"
+        case .unknownValue(let column, let value): "database: \(column) holds \"\(value)\", which this version does not know"
         }
     }
 }

@@ -153,7 +153,7 @@ struct AnalyticsTests {
     func limits() async throws {
         try await SessionHarness.with(portal: Self.portal) { harness in
             let attempts = Mutex(0)
-            let outbox = AnalyticsOutbox(
+            let outbox = AnalyticsOutbox.make(
                 database: harness.database,
                 sender: AnalyticsSender { _, _ in
                     attempts.withLock { $0 += 1 }

@@ -20,7 +20,7 @@ struct AuditOutboxTests {
             let admin = basic(c.adminUser, c.adminAPIToken)
             let delivered = Mutex<[AuditRecord.Params]>([])
             let down = Mutex(true)
-            let outbox = AuditOutbox(
+            let outbox = AuditOutbox.make(
                 database: harness.database,
                 classroom: ClassroomPeer(record: { params in
                     if down.withLock({ $0 }) { throw ServiceFailure(.unavailable, "classroom is down") }

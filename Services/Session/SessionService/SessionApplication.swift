@@ -81,11 +81,11 @@ public enum SessionApplication {
         let runtime = LabRuntime(
             sessions: sessions, labs: labs, identity: identityRepository, portal: portal, provisioner: provisioner,
             leases: Leases(database), configuration: runtimeConfiguration, now: now, logger: logger)
-        let outbox = AuditOutbox(database: database, classroom: classroom, leases: Leases(database), now: now, logger: logger)
+        let outbox = AuditOutbox.make(database: database, classroom: classroom, leases: Leases(database), now: now, logger: logger)
         return SessionDependencies(
             identity: identity, authenticator: authenticator, sessions: sessions, labs: labs, portal: portal, runtime: runtime,
             outbox: outbox,
-            analytics: AnalyticsOutbox(database: database, sender: analytics, leases: Leases(database), now: now, logger: logger),
+            analytics: AnalyticsOutbox.make(database: database, sender: analytics, leases: Leases(database), now: now, logger: logger),
             counts: OverviewCache(
                 sessions: sessions, maxAge: database.backend == .postgres ? .milliseconds(500) : nil),
             now: now, logger: logger)
@@ -96,94 +96,5 @@ public enum SessionApplication {
         WorkshopSessionController(dependencies: dependencies).addRoutes(to: router)
         BrowserController(dependencies: dependencies).addRoutes(to: router)
         UsersController(dependencies: dependencies).addRoutes(to: router)
-    }
-
-    public static func wireRouter(_ dependencies: SessionDependencies) -> WireRouter {
-        var router = WireRouter()
-        router.register(IdentityAuthenticate.method, allowed: .any) {
-            (params: IdentityAuthenticate.Params, _) -> AuthenticatedUser in
-            try await dependencies.authenticator.authenticate(params.authorization)
-        }
-        router.register(
-            SessionsOverview.method, allowed: .only([ServiceName.catalog.rawValue, ServiceName.report.rawValue, "admin"])
-        ) { (params: SessionsOverview.Params, _) -> SessionsOverview.Result in
-            try await overview(dependencies, includeSessions: params.includeSessions)
-        }
-        router.register(SessionsPage.method, allowed: .only([ServiceName.report.rawValue, "admin"])) {
-            (params: PageRequest<SessionsPage.Filters>, _) -> Page<SessionItem> in
-            try await SessionPages.page(params, database: dependencies.sessions.database, now: dependencies.now())
-        }
-        let classroom = WireCallers.only([ServiceName.classroom.rawValue, "admin"])
-        router.register(LabsApply.method, allowed: classroom) { (params: LabsApply.Params, _) -> LabsApply.Result in
-            let environment = try await applyLab(params, dependencies)
-            return LabsApply.Result(environment: environment)
-        }
-        router.register(LabsStatus.method, allowed: classroom) { (params: LabsStatus.Params, _) -> LabsStatus.Result in
-            guard params.labs.count <= LabsStatus.maximumLabs else {
-                throw ServiceFailure(.badRequest, "labs: at most \(LabsStatus.maximumLabs) per call", field: "labs")
-            }
-            return LabsStatus.Result(environments: try await dependencies.labs.status(labs: params.labs))
-        }
-        return router
-    }
-
-    static func applyLab(_ params: LabsApply.Params, _ dependencies: SessionDependencies) async throws -> LabEnvironment? {
-        guard !params.lab.isEmpty, params.lab.count <= 64, params.lab.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) })
-        else {
-            throw ServiceFailure(.badRequest, "lab must be 1 to 64 letters or digits", field: "lab")
-        }
-        guard !params.workshop.isEmpty else { throw ServiceFailure(.badRequest, "workshop is required", field: "workshop") }
-        let environment = try await dependencies.labs.apply(params, now: dependencies.now())
-        if let environment {
-            dependencies.logger.info(
-                "lab environment target set",
-                metadata: ["lab": "\(params.lab)", "session": "\(environment.name)", "target": "\(params.target.rawValue)"])
-        }
-        dependencies.runtime.wake()
-        return environment
-    }
-
-    /// The counts of `sessions.overview`, reused until this process writes again. On SQLite (one replica) that is
-    /// exact; on PostgreSQL other replicas write too, so an answer is also reused for at most `maxAge`. Concurrent
-    /// misses share one count.
-    public struct OverviewCache: Sendable {
-        let sessions: SessionRepository
-        let cache: VersionedCache<Int, SessionsOverview.Result>
-
-        init(sessions: SessionRepository, maxAge: Duration?) {
-            self.sessions = sessions
-            self.cache = VersionedCache(counter: sessions.changes, enabled: true, capacity: 1, maxAge: maxAge)
-        }
-
-        func get() async throws -> SessionsOverview.Result {
-            let sessions = self.sessions
-            return try await cache.value(for: 0) {
-                let (allocated, counts, _) = try await sessions.overview(includeSessions: false)
-                return SessionsOverview.Result(allocated: allocated, environments: counts)
-            }
-        }
-    }
-
-    static func overview(_ dependencies: SessionDependencies, includeSessions: Bool) async throws -> SessionsOverview.Result {
-        if !includeSessions {
-            return try await dependencies.counts.get()
-        }
-        let (allocated, counts, sessions) = try await dependencies.sessions.overview(includeSessions: includeSessions)
-        var environments = counts
-        if includeSessions {
-            let snapshot = try? await dependencies.portal.current()
-            let now = dependencies.now()
-            for session in sessions {
-                let summary = session.summary(
-                    settings: snapshot?.environment(named: session.environment)?.settings, now: now)
-                var entry = environments[session.environment] ?? .init(allocated: 0, available: 0, active: 0)
-                entry.sessions = (entry.sessions ?? []) + [summary]
-                environments[session.environment] = entry
-            }
-            for name in environments.keys where environments[name]?.sessions == nil {
-                environments[name]?.sessions = []
-            }
-        }
-        return SessionsOverview.Result(allocated: allocated, environments: environments)
     }
 }

@@ -11,6 +11,9 @@ public enum ProvisionState: String, Sendable, Codable {
     case failed
     /// Torn down.
     case released
+
+    /// The states in which a lab is (re)made when its attempt is due.
+    static let due: [ProvisionState] = [.pending, .failed]
 }
 
 /// A workshop session: one lab environment.
@@ -44,7 +47,38 @@ public struct SessionRecord: Sendable, Equatable {
     public var stoppedAt: Date?
 
     public var isAllocated: Bool { ownerID != nil }
-    public var isLive: Bool { state != .stopped }
+    public var isLive: Bool { state.isLive }
+
+    /// What following the activation URL does to this session.
+    enum Activation: Equatable {
+        /// Stopping or stopped: the activation does not apply.
+        case refused
+        /// Already running and activated: nothing changes.
+        case alreadyRunning
+        /// The session runs from now: its lifetime and deadline start now.
+        case activate(SessionRecord)
+    }
+
+    func activation(settings: EnvironmentSettings?, now: Date) -> Activation {
+        guard let next = state.after(.activated) else { return .refused }
+        if state == next && !pending { return .alreadyRunning }
+        var session = self
+        session.state = next
+        session.pending = false
+        session.startedAt = now
+        session.expiresAt = settings.flatMap { AllocationPolicy.expiry(now: now, settings: $0) }
+        session.deadlineAt = settings.flatMap { AllocationPolicy.deadline(now: now, settings: $0) }
+        return .activate(session)
+    }
+
+    /// The session extended by one step, when it is extendable now (never beyond its deadline); nil when it is not.
+    func extended(settings: EnvironmentSettings?, now: Date) -> SessionRecord? {
+        let timing = SessionTiming(session: self, settings: settings, now: now)
+        guard timing.extendable, let expires = expiresAt, let deadline = deadlineAt else { return nil }
+        var session = self
+        session.expiresAt = min(expires.addingTimeInterval(TimeInterval(timing.step)), deadline)
+        return session
+    }
 }
 
 /// Expiry, countdown and extension, as Educates computes them (reference §4.5).

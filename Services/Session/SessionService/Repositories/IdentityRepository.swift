@@ -32,51 +32,6 @@ public struct IssuedTokens: Sendable, Equatable {
 /// Users, OAuth clients and tokens in session-service's database. One implementation for SQLite and PostgreSQL.
 /// Tokens are kept only as SHA-256 digests.
 public struct IdentityRepository: Sendable {
-    static let migrations: [Migration] = [
-        Migration(
-            version: 2, name: "identity",
-            statements: [
-                "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
-                "INSERT INTO counters (name, value) VALUES ('users', 0)",
-                """
-                CREATE TABLE users (
-                    id TEXT PRIMARY KEY,
-                    username TEXT NOT NULL UNIQUE,
-                    email TEXT NOT NULL,
-                    first_name TEXT NOT NULL,
-                    last_name TEXT NOT NULL,
-                    role TEXT NOT NULL,
-                    classrooms_access BOOLEAN NOT NULL,
-                    user_manager BOOLEAN NOT NULL,
-                    password_hash TEXT,
-                    created_at TIMESTAMP NOT NULL
-                )
-                """,
-                """
-                CREATE TABLE oauth_clients (
-                    client_id TEXT PRIMARY KEY,
-                    secret_digest TEXT NOT NULL,
-                    name TEXT NOT NULL,
-                    created_at TIMESTAMP NOT NULL
-                )
-                """,
-                """
-                CREATE TABLE tokens (
-                    digest TEXT PRIMARY KEY,
-                    kind TEXT NOT NULL,
-                    user_id TEXT NOT NULL,
-                    client_id TEXT,
-                    grant_id TEXT,
-                    expires_at TIMESTAMP,
-                    created_at TIMESTAMP NOT NULL
-                )
-                """,
-                "CREATE INDEX tokens_grant ON tokens (grant_id)",
-                "CREATE INDEX tokens_user ON tokens (user_id)",
-                "CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-            ])
-    ]
-
     /// Access tokens last 10 h and refresh tokens 30 days, as in Educates.
     public static let accessLifetime: TimeInterval = 36_000
     public static let refreshLifetime: TimeInterval = 30 * 86_400
@@ -225,14 +180,10 @@ public struct IdentityRepository: Sendable {
             else { return nil }
             guard before.classroomsAccess != value else { return before }
             try await db.update("users").set("classrooms_access", to: value).where("id", .equal, id).run()
-            let actorName = [actor.firstName, actor.lastName].filter { !$0.isEmpty }.joined(separator: " ")
-            try await AuditOutbox.enqueue(
-                .init(
-                    id: UUID().uuidString,
-                    activity: value ? "GrantUserClassroomAccessHistory" : "RevokeUserClassroomAccessHistory",
-                    actorID: actor.id, actorName: actorName.isEmpty ? actor.username : actorName, targetType: "user",
-                    targetID: id, targetName: before.username, details: "classrooms_access \(value)", at: now),
-                on: db)
+            let activity = AuditActivities.classroomsAccess(of: before, to: value, by: actor, now: now)
+            try await OutboxStore(database: database, table: SessionTables.auditOutbox).enqueue(
+                id: activity.id, payload: String(decoding: try JSONEncoder().encode(activity), as: UTF8.self),
+                label: activity.activity, at: activity.at, on: db)
             var after = before
             after.classroomsAccess = value
             return after

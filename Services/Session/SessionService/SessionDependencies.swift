@@ -13,15 +13,15 @@ public struct SessionDependencies: Sendable {
     public var labs: LabEnvironmentRepository
     public var portal: PortalCache
     public var runtime: LabRuntime
-    public var outbox: AuditOutbox
-    public var analytics: AnalyticsOutbox
+    public var outbox: Outbox
+    public var analytics: Outbox
     public var counts: SessionApplication.OverviewCache
     public var now: @Sendable () -> Date
     public var logger: Logger
 
     public init(
         identity: IdentityService, authenticator: CachedAuthenticator, sessions: SessionRepository,
-        labs: LabEnvironmentRepository, portal: PortalCache, runtime: LabRuntime, outbox: AuditOutbox, analytics: AnalyticsOutbox,
+        labs: LabEnvironmentRepository, portal: PortalCache, runtime: LabRuntime, outbox: Outbox, analytics: Outbox,
         counts: SessionApplication.OverviewCache, now: @escaping @Sendable () -> Date,
         logger: Logger
     ) {

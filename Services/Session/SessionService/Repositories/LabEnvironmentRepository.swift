@@ -8,32 +8,6 @@ import Storage
 /// class schedule instead of being allocated and activated. classroom-service sets each one's target; the lab
 /// runtime converges the phase towards it (failures are recorded and retried with backoff).
 public struct LabEnvironmentRepository: Sendable {
-    static let migrations: [Migration] = [
-        Migration(
-            version: 5, name: "lab_environments",
-            statements: [
-                """
-                CREATE TABLE lab_environments (
-                    name TEXT PRIMARY KEY,
-                    lab TEXT NOT NULL,
-                    workshop TEXT NOT NULL,
-                    owner TEXT,
-                    target TEXT NOT NULL,
-                    phase TEXT NOT NULL,
-                    error_message TEXT,
-                    url TEXT,
-                    handle TEXT,
-                    attempts BIGINT NOT NULL,
-                    next_attempt_at TIMESTAMP,
-                    created_at TIMESTAMP NOT NULL,
-                    updated_at TIMESTAMP NOT NULL
-                )
-                """,
-                "CREATE INDEX lab_environments_lab ON lab_environments (lab, created_at)",
-                "CREATE INDEX lab_environments_phase ON lab_environments (phase, target)",
-            ])
-    ]
-
     /// Environments whose phase does not meet their target yet.
     static let unsettled = "NOT (target = phase OR (target = 'provisioned' AND phase IN ('stopped', 'running')))"
 
