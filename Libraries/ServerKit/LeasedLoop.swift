@@ -44,11 +44,25 @@ public final class LeasedLoop: Sendable {
     public func wake() { wakeups.signal() }
 
     public func run(_ pass: @escaping @Sendable () async throws -> Void) async {
+        await run(drain: {}) { _ in try await pass() }
+    }
+
+    /// Runs passes until shutdown. `pass` learns whether this is the first pass since this process took the lease
+    /// (after a start, or after another replica held it), so that it can catch up on what it did not see; a first
+    /// pass that fails is first again next time. `drain` runs when the loop stops, before the lease is given up.
+    public func run(
+        drain: @escaping @Sendable () async -> Void,
+        _ pass: @escaping @Sendable (_ firstSinceAcquired: Bool) async throws -> Void
+    ) async {
         await withGracefulShutdownHandler {
+            var holding = false
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 do {
                     if try await leases.acquire(lease, holder: holder, ttl: ttl, now: now()) {
-                        try await pass()
+                        try await pass(!holding)
+                        holding = true
+                    } else {
+                        holding = false
                     }
                 } catch {
                     logger.log(level: failureLevel, failure, metadata: ["lease": "\(lease)", "error": "\(error)"])
@@ -58,6 +72,7 @@ public final class LeasedLoop: Sendable {
         } onGracefulShutdown: { [wakeups] in
             wakeups.signal()
         }
+        await drain()
         // Outside the (possibly cancelled) task, so that the release is not cancelled with it.
         let release = { [leases, lease, holder] in try await leases.release(lease, holder: holder) }
         try? await Task { try await release() }.value

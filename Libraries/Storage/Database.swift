@@ -257,15 +257,13 @@ extension SQLRow {
 
     /// A column holding the raw value of `T`; an unknown value throws `StorageError.unknownValue` (never a default).
     public func decodeEnum<T: RawRepresentable>(column: String, as type: T.Type = T.self) throws -> T
-    where T.RawValue == String {
-        let raw = try decode(column: column, as: String.self)
-        guard let value = T(rawValue: raw) else { throw StorageError.unknownValue(column: column, value: raw) }
-        return value
+    where T.RawValue: Decodable & CustomStringConvertible {
+        try StorageError.known(T.self, try decode(column: column, as: T.RawValue.self), column: column)
     }
 
     /// `decodeEnum(column:as:)` of a column that may be NULL.
     public func decodeOptionalEnum<T: RawRepresentable>(column: String, as type: T.Type = T.self) throws -> T?
-    where T.RawValue == String {
+    where T.RawValue: Decodable & CustomStringConvertible {
         try decodeNil(column: column) ? nil : decodeEnum(column: column, as: T.self)
     }
 }

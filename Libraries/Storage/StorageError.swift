@@ -21,6 +21,13 @@ public enum StorageError: Error, CustomStringConvertible, Sendable {
 }
 
 extension StorageError {
+    /// The value of `T` stored as `raw` in `column`; `unknownValue` when this version has no such value.
+    public static func known<T: RawRepresentable>(_ type: T.Type, _ raw: T.RawValue, column: String) throws -> T
+    where T.RawValue: CustomStringConvertible {
+        guard let value = T(rawValue: raw) else { throw StorageError.unknownValue(column: column, value: raw.description) }
+        return value
+    }
+
     /// Whether `error` is the database refusing a row whose unique key another row already has (SQLite's UNIQUE or
     /// PRIMARY KEY constraint, PostgreSQL's SQLSTATE 23505): two writers that both checked first, then both inserted.
     public static func isUniqueViolation(_ error: any Error) -> Bool {

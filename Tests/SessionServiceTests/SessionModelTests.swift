@@ -1,6 +1,8 @@
 import Contracts
 import Foundation
 @testable import SessionService
+import Storage
+import TestSupport
 import Testing
 
 /// The session-service model with no database and no clock: the state machine, the allocation policy and the spare
@@ -335,5 +337,32 @@ struct SessionModelTests {
         settings.initial = row.0
         settings.reserved = row.1
         #expect(SparePolicy(settings: settings, maximum: 0).excess(spares: row.3, environmentLive: row.4) == row.5)
+    }
+}
+
+@Suite("Stored values this version does not know are errors, never defaults")
+struct UnknownStoredValueTests {
+    static let portal = StubCatalog.portal([StubCatalog.environment("lab-w01", workshop: "ws", reserved: 1, initial: 1)])
+
+    @Test("a session whose state or lab target is unknown fails to read instead of reading as STOPPED or deleted",
+          arguments: TestBackends.all)
+    func unknownState(backend: DatabaseBackend) async throws {
+        try await SessionHarness.with(backend, portal: Self.portal) { harness in
+            try await harness.dependencies.runtime.pass()
+            let spare = try #require(try await harness.dependencies.sessions.sessions(in: [.starting, .waiting]).first)
+            try await harness.database.sql.update("sessions").set("state", to: "PAUSED")
+                .where("name", .equal, spare.name).run()
+            await #expect(throws: StorageError.self) { try await harness.dependencies.sessions.session(named: spare.name) }
+            do {
+                _ = try await harness.dependencies.sessions.session(named: spare.name)
+            } catch {
+                #expect("\(error)".contains("state holds \"PAUSED\""), "the error names the column and value: \(error)")
+            }
+
+            _ = try await harness.dependencies.labs.apply(
+                LabsApply.Params(lab: "7", workshop: "ws", target: .running), now: harness.clock.now)
+            try await harness.database.sql.update("lab_environments").set("target", to: "hibernated").run()
+            await #expect(throws: StorageError.self) { try await harness.dependencies.labs.status(labs: ["7"]) }
+        }
     }
 }

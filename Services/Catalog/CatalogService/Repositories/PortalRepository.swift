@@ -155,7 +155,7 @@ public struct PortalRepository: Sendable {
             .orderBy("position").orderBy("name").all()
         var environments: [EnvironmentRecord] = []
         for row in rows {
-            let state = EnvironmentState(rawValue: try row.decode(column: "state", as: String.self)) ?? .stopping
+            let state = try row.decodeEnum(column: "state", as: EnvironmentState.self)
             var settings = try decoder.decode(
                 PortalDefinition.Environment.self, from: Data(try row.decode(column: "settings", as: String.self).utf8))
             if state == .stopping {

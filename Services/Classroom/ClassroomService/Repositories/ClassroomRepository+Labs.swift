@@ -12,7 +12,7 @@ extension ClassroomRepository {
             id: try row.decode(column: "id", as: Int64.self),
             classID: try row.decode(column: "class_id", as: Int64.self),
             name: try row.decode(column: "name", as: String.self),
-            state: LabState(rawValue: try row.decode(column: "state", as: String.self)) ?? .initialized,
+            state: try row.decodeEnum(column: "state", as: LabState.self),
             configurationID: try row.decodeOptional(column: "configuration_id", as: String.self),
             environmentURL: try row.decodeOptional(column: "environment_url", as: String.self),
             errorMessage: try row.decodeOptional(column: "error_message", as: String.self),
@@ -156,7 +156,7 @@ extension ClassroomRepository {
     static func decodeListing(_ row: PlainRow) throws -> LabListing {
         LabListing(
             id: try row.requiredInteger(0), classID: try row.requiredInteger(1), name: try row.requiredText(2),
-            state: LabState(rawValue: try row.requiredText(3)) ?? .initialized, configurationID: try row.text(4),
+            state: try StorageError.known(LabState.self, try row.requiredText(3), column: "state"), configurationID: try row.text(4),
             accessToken: try row.requiredText(5))
     }
 

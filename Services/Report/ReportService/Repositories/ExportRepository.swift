@@ -80,12 +80,12 @@ public struct ExportRepository: Sendable {
         let filters = try row.decode(column: "filters", as: String.self)
         return ExportRecord(
             id: try row.decode(column: "id", as: Int64.self),
-            kind: ExportKind(rawValue: try row.decode(column: "kind", as: String.self)) ?? .classes,
+            kind: try row.decodeEnum(column: "kind", as: ExportKind.self),
             ownerID: try row.decode(column: "owner_id", as: String.self),
             ownerEmail: try row.decode(column: "owner_email", as: String.self),
             filters: (try? JSONDecoder().decode(ExportFilters.self, from: Data(filters.utf8))) ?? ExportFilters(),
             notifyByEmail: try row.decode(column: "notify_by_email", as: Bool.self),
-            state: ExportState(rawValue: try row.decode(column: "state", as: String.self)) ?? .failed,
+            state: try row.decodeEnum(column: "state", as: ExportState.self),
             rows: try row.decode(column: "rows", as: Int.self),
             bytes: try row.decode(column: "bytes", as: Int.self),
             error: try row.decode(column: "error", as: String?.self),

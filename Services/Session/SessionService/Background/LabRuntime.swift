@@ -36,7 +36,9 @@ public final class LabRuntime: Service, Sendable {
     let now: @Sendable () -> Date
     let logger: Logger
     let work: Work
-    private let wakeups = WakeSignal()
+    let loop: LeasedLoop
+    /// When expired tokens were last purged.
+    private let lastTokenPurge = Mutex(Date.distantPast)
 
     public init(
         sessions: SessionRepository, labs: LabEnvironmentRepository, identity: IdentityRepository, portal: PortalCache,
@@ -53,48 +55,32 @@ public final class LabRuntime: Service, Sendable {
         self.now = now
         self.logger = logger
         self.work = Work(limit: configuration.concurrency)
+        self.loop = LeasedLoop(
+            lease: "session-runtime", leases: leases, interval: configuration.interval, ttl: configuration.leaseTTL,
+            holder: configuration.holder, failure: "lab runtime pass failed", failureLevel: .error, now: now,
+            logger: logger)
     }
 
     /// Asks for a pass soon (after an allocation made a session to provision, or a termination).
-    public func wake() { wakeups.signal() }
+    public func wake() { loop.wake() }
 
+    /// Passes while this replica holds the `session-runtime` lease; the first after taking it adopts the labs left
+    /// by the last holder. On shutdown, provisioning in flight finishes (each is bounded by the provisioner's own
+    /// timeout) before the lease is given up.
     public func run() async throws {
-        var adopted = false
-        var lastTokenPurge = Date.distantPast
-        await withGracefulShutdownHandler {
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                do {
-                    let holds = try await leases.acquire(
-                        "session-runtime", holder: configuration.holder, ttl: configuration.leaseTTL, now: now())
-                    if holds {
-                        if !adopted {
-                            try await adopt()
-                            adopted = true
-                        }
-                        try await pass()
-                        if now().timeIntervalSince(lastTokenPurge) > 3600 {
-                            let purged = try await identity.purgeExpiredTokens(now: now())
-                            if purged > 0 { logger.info("expired tokens purged", metadata: ["count": "\(purged)"]) }
-                            lastTokenPurge = now()
-                        }
-                    } else {
-                        adopted = false
-                    }
-                } catch {
-                    logger.error("lab runtime pass failed", metadata: ["error": "\(error)"])
-                }
-                await sleepOrWake()
-            }
-        } onGracefulShutdown: { [wakeups] in
-            wakeups.signal()
+        await loop.run(drain: { [work] in await work.waitForIdle() }) { [self] firstSinceAcquired in
+            if firstSinceAcquired { try await adopt() }
+            try await pass()
+            try await purgeTokensHourly()
         }
-        // Let provisioning in flight finish (each is bounded by the provisioner's own timeout).
-        await work.waitForIdle()
-        try? await leases.release("session-runtime", holder: configuration.holder)
     }
 
-    private func sleepOrWake() async {
-        await wakeups.wait(for: configuration.interval)
+    private func purgeTokensHourly() async throws {
+        let time = now()
+        guard time.timeIntervalSince(lastTokenPurge.withLock { $0 }) > 3600 else { return }
+        let purged = try await identity.purgeExpiredTokens(now: time)
+        if purged > 0 { logger.info("expired tokens purged", metadata: ["count": "\(purged)"]) }
+        lastTokenPurge.withLock { $0 = time }
     }
 
     /// After a restart: labs whose process is gone are provisioned again.
@@ -187,40 +173,35 @@ public final class LabRuntime: Service, Sendable {
         let environment = record.environment
         var request = request
         do {
-            let phase: LabPhase
+            let step = environment.nextStep
+            guard let phase = step.reaches else { return }
             var url = environment.url
             var handle = record.handle
-            switch (environment.target, environment.phase) {
-            case (.deleted, .pending):
-                phase = .deleted
-            case (.deleted, _):
+            switch step {
+            case .forget, .none:
+                break
+            case .delete:
                 request.action = "delete"
                 try await provisioner.delete(request)
-                phase = .deleted
                 url = nil
-            case (.running, .pending), (.provisioned, .pending), (.stopped, .pending):
+            case .create(let start):
                 let snapshot = try? await portal.current()
                 guard snapshot?.environments.contains(where: { $0.workshop.name == environment.workshop }) ?? false else {
                     throw ProvisionError("the workshop \(environment.workshop) is not in the catalog")
                 }
                 request.action = "create"
-                request.start = environment.target == .running
+                request.start = start
                 let result = try await provisioner.create(request)
-                phase = environment.target == .running ? .running : .stopped
                 url = result.url
                 handle = result.handle
-            case (.running, .stopped):
+            case .start:
                 request.action = "start"
                 let result = try await provisioner.start(request)
-                phase = .running
                 url = result.url
                 handle = result.handle
-            case (.stopped, .running):
+            case .stop:
                 request.action = "stop"
                 try await provisioner.stop(request)
-                phase = .stopped
-            default:
-                return
             }
             try await labs.reached(environment.name, phase: phase, url: url, handle: handle, now: now())
             logger.info(

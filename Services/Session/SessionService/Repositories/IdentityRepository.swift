@@ -54,7 +54,7 @@ public struct IdentityRepository: Sendable {
                 email: try row.decode(column: "email", as: String.self),
                 firstName: try row.decode(column: "first_name", as: String.self),
                 lastName: try row.decode(column: "last_name", as: String.self),
-                role: UserRole(rawValue: try row.decode(column: "role", as: String.self)) ?? .anonymous,
+                role: try row.decodeEnum(column: "role", as: UserRole.self),
                 classroomsAccess: try row.decode(column: "classrooms_access", as: Bool.self),
                 userManager: try row.decode(column: "user_manager", as: Bool.self)),
             passwordHash: try row.decode(column: "password_hash", as: String?.self),
@@ -339,9 +339,7 @@ public struct IdentityRepository: Sendable {
                 """
             ).first()
         else { return nil }
-        guard let kind = TokenKind(rawValue: try row.decode(column: "token_kind", as: String.self)),
-            kinds.contains(kind)
-        else { return nil }
+        guard kinds.contains(try row.decodeEnum(column: "token_kind", as: TokenKind.self)) else { return nil }
         if let expires = try row.decode(column: "token_expires", as: Date?.self), expires <= now { return nil }
         return try Self.decodeUser(row).user
     }

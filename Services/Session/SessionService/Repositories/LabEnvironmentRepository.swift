@@ -8,8 +8,16 @@ import Storage
 /// class schedule instead of being allocated and activated. classroom-service sets each one's target; the lab
 /// runtime converges the phase towards it (failures are recorded and retried with backoff).
 public struct LabEnvironmentRepository: Sendable {
-    /// Environments whose phase does not meet their target yet.
-    static let unsettled = "NOT (target = phase OR (target = 'provisioned' AND phase IN ('stopped', 'running')))"
+    /// Environments whose phase does not meet their target yet (`LabTarget.settledPhases`, bound).
+    static var unsettled: SQLQueryString {
+        var settled: SQLQueryString = "target = phase"
+        for target in LabTarget.allCases {
+            let phases = target.settledPhases.filter { $0.rawValue != target.rawValue }
+            guard !phases.isEmpty else { continue }
+            settled = settled + " OR (target = \(bind: target.rawValue) AND phase IN (\(binds: phases.map(\.rawValue))))"
+        }
+        return "NOT (" + settled + ")"
+    }
 
     let database: Database
 
@@ -29,8 +37,8 @@ public struct LabEnvironmentRepository: Sendable {
                 name: try row.decode(column: "name", as: String.self),
                 lab: try row.decode(column: "lab", as: String.self),
                 workshop: try row.decode(column: "workshop", as: String.self),
-                target: LabTarget(rawValue: try row.decode(column: "target", as: String.self)) ?? .deleted,
-                phase: LabPhase(rawValue: try row.decode(column: "phase", as: String.self)) ?? .pending,
+                target: try row.decodeEnum(column: "target", as: LabTarget.self),
+                phase: try row.decodeEnum(column: "phase", as: LabPhase.self),
                 error: try row.decode(column: "error_message", as: String?.self),
                 url: try row.decode(column: "url", as: String?.self),
                 updatedAt: try row.decode(column: "updated_at", as: Date.self)),
@@ -94,7 +102,7 @@ public struct LabEnvironmentRepository: Sendable {
     public func due(now: Date, limit: Int) async throws -> [Record] {
         try await database.sql.raw(
             """
-            SELECT * FROM lab_environments WHERE \(unsafeRaw: Self.unsettled)
+            SELECT * FROM lab_environments WHERE \(Self.unsettled)
             AND (next_attempt_at IS NULL OR next_attempt_at <= \(bind: EducatesTime.truncate(now)))
             ORDER BY updated_at, name LIMIT \(bind: limit)
             """
