@@ -92,7 +92,7 @@ struct ReportHarness: Sendable {
     let directory: String
 
     static func with<T: Sendable>(
-        _ backend: DatabaseBackend = .sqlite, blobStore: ReportApplication.BlobStoreKind = .directory,
+        _ backend: DatabaseBackend = .sqlite, blobStore: ReportConfig.BlobStoreKind = .directory,
         mailer: Mailer? = nil, maximumUnfinished: Int = 100,
         configure: @Sendable (inout ExportRunner.Configuration) -> Void = { _ in },
         _ body: @Sendable (ReportHarness) async throws -> T

@@ -15,19 +15,20 @@ public enum CatalogApplication {
         name: .catalog,
         peers: [.session],
         requiredPeers: [.session],
-        migrations: CatalogMigrations.all)
+        migrations: CatalogMigrations.all,
+        defaults: CatalogConfig.defaults)
 
     /// The composition root: builds the REST routes and wire methods on the runtime's parts and runs them.
     public static func run(runtime: ServiceRuntime, reader: ConfigReader) async throws {
-        let portalFile = reader.optionalString("portal.file") ?? "\(runtime.configuration.home)/portal.yaml"
+        let config = try CatalogConfig(reader: reader, service: runtime.configuration)
         let repository = PortalRepository(database: runtime.database)
-        let loader = PortalLoader(path: portalFile, repository: repository, now: { Date() }, logger: runtime.logger)
+        let loader = PortalLoader(path: config.portalFile, repository: repository, now: { Date() }, logger: runtime.logger)
         let snapshots = SnapshotCache(repository: repository)
         let sessions = SessionPeer.live(runtime.peers[.session])
         let authenticator = CachedAuthenticator.wire(runtime.peers[.session])
         let janitor = EnvironmentJanitor(
             repository: repository, snapshots: snapshots, sessions: sessions, leases: Leases(runtime.database),
-            interval: .seconds(5), now: { Date() }, logger: runtime.logger)
+            interval: config.janitorInterval, now: { Date() }, logger: runtime.logger)
         try await runtime.run(
             routes: { router in
                 CatalogController(

@@ -14,19 +14,14 @@ public enum ClassroomApplication {
         peers: [.session, .catalog],
         requiredPeers: [.session, .catalog],
         migrations: ClassroomMigrations.all,
-        defaults: ["classroom.interval_ms": "2000", "classroom.sso_enabled": "false", "classroom.time_zone": "UTC"])
+        defaults: ClassroomConfig.defaults)
 
     /// The composition root: reads classroom-service's own keys, builds its parts on the runtime's and runs them.
     public static func run(runtime: ServiceRuntime, reader: ConfigReader) async throws {
-        let zone = reader.optionalString("classroom.time_zone") ?? "UTC"
-        guard TimeZone(identifier: zone) != nil else {
-            throw ConfigurationError(key: "classroom.time_zone", problem: "\(zone) is not an IANA time zone name")
-        }
-        let settings = ClassroomDependencies.Settings(
-            publicURL: reader.optionalString("public.url") ?? "http://localhost:8080",
-            ssoEnabled: try reader.requireBool("classroom.sso_enabled"), defaultTimeZone: zone)
+        let config = try ClassroomConfig(reader: reader, service: runtime.configuration)
+        let settings = config.settings
         var configuration = ClassScheduler.Configuration()
-        configuration.interval = .milliseconds(try reader.requireInt("classroom.interval_ms", in: 50...60_000))
+        configuration.interval = config.interval
         let dependencies = makeDependencies(
             database: runtime.database, catalog: .live(runtime.peers[.catalog]), labs: .live(runtime.peers[.session]),
             authenticator: CachedAuthenticator.wire(runtime.peers[.session]), settings: settings,

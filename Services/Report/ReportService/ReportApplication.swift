@@ -14,25 +14,15 @@ public enum ReportApplication {
         peers: [.classroom, .session],
         requiredPeers: [.classroom, .session],
         migrations: ReportMigrations.all,
-        defaults: [
-            "reports.blob_store": "directory", "reports.workers": "2", "reports.retention_s": "900",
-            "reports.email_retention_s": "604800", "reports.max_unfinished": "100", "reports.gzip_level": "6",
-            "reports.page_size": "1000", "reports.row_page_size": "5000", "reports.block_kb": "1024",
-            "smtp.port": "25", "smtp.from": "labportal@localhost",
-        ])
+        defaults: ReportConfig.defaults)
 
-    enum BlobStoreKind: String, CaseIterable {
-        case directory
-        case database
-    }
 
     /// The composition root: reads report-service's own keys, builds its parts on the runtime's and runs them.
     public static func run(runtime: ServiceRuntime, reader: ConfigReader) async throws {
-        let configuration = runtime.configuration
+        let config = try ReportConfig(reader: reader, service: runtime.configuration)
         let blobs: any BlobStore
-        switch try reader.requireEnum("reports.blob_store", as: BlobStoreKind.self, allowed: BlobStoreKind.allCases) {
-        case .directory:
-            let directory = reader.optionalString("reports.directory") ?? "\(configuration.dataDirectory)/exports"
+        switch config.blobs {
+        case .directory(let directory):
             do {
                 blobs = try DirectoryBlobStore(directory: directory)
             } catch {
@@ -41,33 +31,15 @@ public enum ReportApplication {
         case .database:
             blobs = DatabaseBlobStore(database: runtime.database)
         }
-        var runnerConfiguration = ExportRunner.Configuration()
-        runnerConfiguration.workers = try reader.requireInt("reports.workers", in: 1...16)
-        runnerConfiguration.retention = TimeInterval(try reader.requireInt("reports.retention_s", in: 1...31_536_000))
-        runnerConfiguration.emailRetention = TimeInterval(
-            try reader.requireInt("reports.email_retention_s", in: 1...31_536_000))
-        runnerConfiguration.gzipLevel = Int32(try reader.requireInt("reports.gzip_level", in: 1...9))
-        runnerConfiguration.pageSize = try reader.requireInt("reports.page_size", in: 1...1000)
-        runnerConfiguration.rowPageSize = try reader.requireInt(
-            "reports.row_page_size", in: 1...ClassroomPages.labRowsMaximumLimit)
-        runnerConfiguration.blockSize = try reader.requireInt("reports.block_kb", in: 16...65_536) * 1024
-        var mailer: Mailer?
-        if let host = reader.optionalString("smtp.host"), !host.isEmpty {
-            mailer = Mailer(
-                client: SMTPClient(
-                    settings: SMTPSettings(
-                        host: host, port: try reader.requireInt("smtp.port", in: 1...65_535),
-                        from: reader.optionalString("smtp.from") ?? "labportal@localhost")))
-        } else {
+        let mailer = config.smtp.map { Mailer(client: SMTPClient(settings: $0)) }
+        if mailer == nil {
             runtime.logger.notice("smtp.host is not set: reports asked with notify_by_email will not be emailed")
         }
         let dependencies = makeDependencies(
             database: runtime.database, blobs: blobs,
             data: .live(classroom: runtime.peers[.classroom], session: runtime.peers[.session]),
             authenticator: CachedAuthenticator.wire(runtime.peers[.session]), mailer: mailer,
-            publicURL: reader.optionalString("public.url") ?? "http://localhost:8080",
-            maximumUnfinished: try reader.requireInt("reports.max_unfinished", in: 1...100_000),
-            runner: runnerConfiguration, now: { Date() }, logger: runtime.logger)
+            publicURL: config.publicURL, maximumUnfinished: config.maximumUnfinished, runner: config.runner, now: { Date() }, logger: runtime.logger)
         try await runtime.run(
             routes: { router in addRoutes(to: router, dependencies: dependencies) },
             wire: WireRouter(),

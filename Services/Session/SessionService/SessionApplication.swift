@@ -14,37 +14,25 @@ public enum SessionApplication {
         peers: [.catalog, .classroom],
         requiredPeers: [.catalog],
         migrations: SessionMigrations.all,
-        defaults: ["session.provisioner": "local", "session.ready_timeout_s": "30", "session.interval_ms": "1000"])
+        defaults: SessionConfig.defaults)
 
     /// The composition root: reads session-service's own keys, builds its parts on the runtime's and runs them.
     public static func run(runtime: ServiceRuntime, reader: ConfigReader) async throws {
-        let configuration = runtime.configuration
+        let config = try SessionConfig(reader: reader, service: runtime.configuration)
         let logger = runtime.logger
         let provisioner: any Provisioner
-        switch try reader.requireEnum("session.provisioner", as: ProvisionerKind.self, allowed: ProvisionerKind.allCases) {
-        case .local:
+        switch config.provisioning {
+        case .local(let workspaces, let labURL):
             provisioner = LocalProvisioner(
-                configuration: .init(
-                    workspaces: reader.optionalString("session.workspaces") ?? "\(configuration.dataDirectory)/sessions",
-                    urlTemplate: reader.optionalString("session.lab_url") ?? "http://localhost:{port}/",
-                    readyTimeout: .seconds(try reader.requireInt("session.ready_timeout_s", in: 1...3600))),
+                configuration: .init(workspaces: workspaces, urlTemplate: labURL, readyTimeout: config.readyTimeout),
                 logger: logger)
-        case .exec:
-            guard let executable = reader.optionalString("session.exec.command"), !executable.isEmpty else {
-                throw ConfigurationError(key: "session.exec.command", problem: "is required when session.provisioner is exec")
-            }
-            guard FileManager.default.isExecutableFile(atPath: executable) else {
-                throw ConfigurationError(key: "session.exec.command", problem: "\(executable) is not an executable file")
-            }
-            provisioner = ExecProvisioner(
-                executable: executable, timeout: .seconds(try reader.requireInt("session.ready_timeout_s", in: 1...3600)),
-                logger: logger)
+        case .exec(let command):
+            provisioner = ExecProvisioner(executable: command, timeout: config.readyTimeout, logger: logger)
         }
-        let publicURL = reader.optionalString("public.url") ?? "http://localhost:8080"
-        let credentialsPath = reader.optionalString("credentials.file") ?? "\(configuration.home)/credentials.env"
-        let credentials = try BootstrapCredentials.loadOrCreate(path: credentialsPath, publicURL: publicURL, logger: logger)
+        let credentials = try BootstrapCredentials.loadOrCreate(
+            path: config.credentialsFile, publicURL: config.publicURL, logger: logger)
         var runtimeConfiguration = LabRuntime.Configuration()
-        runtimeConfiguration.interval = .milliseconds(try reader.requireInt("session.interval_ms", in: 50...60_000))
+        runtimeConfiguration.interval = config.interval
         let dependencies = try await makeDependencies(
             database: runtime.database, catalog: .live(runtime.peers[.catalog]),
             classroom: .live(runtime.peers[.classroom]), provisioner: provisioner,
@@ -59,10 +47,6 @@ public enum SessionApplication {
             })
     }
 
-    enum ProvisionerKind: String, CaseIterable {
-        case local
-        case exec
-    }
 
     /// Builds session-service's parts on an open, migrated database.
     public static func makeDependencies(
