@@ -143,7 +143,7 @@ let package = Package(
 
         // MARK: Tests
 
-        .testTarget(name: "ContractsTests", dependencies: ["Contracts"], path: "Tests/ContractsTests",
+        .testTarget(name: "ContractsTests", dependencies: ["Contracts", "Wire"], path: "Tests/ContractsTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(
             name: "WireTests",

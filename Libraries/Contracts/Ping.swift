@@ -2,8 +2,6 @@ import Foundation
 
 /// Liveness over the wire: the answer of `wire.ping`.
 public enum WirePing {
-    public static let method = "wire.ping"
-
     public struct Result: Codable, Sendable, Equatable {
         public var service: String
         public var version: String

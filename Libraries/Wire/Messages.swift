@@ -118,9 +118,10 @@ struct ResponseBody<Result: Decodable>: Decodable {
     }
 }
 
-/// Shared coders. Foundation's JSON coders are safe to use from many threads once configured.
-enum WireJSON {
-    static let encoder: JSONEncoder = {
+/// Shared coders. Foundation's JSON coders are safe to use from many threads once configured. `package` so that the
+/// contract tests read and write golden messages exactly as the wire does.
+package enum WireJSON {
+    package static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in
@@ -129,7 +130,7 @@ enum WireJSON {
         }
         return encoder
     }()
-    static let decoder: JSONDecoder = {
+    package static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { decoder in
             let container = try decoder.singleValueContainer()
@@ -142,6 +143,6 @@ enum WireJSON {
         return decoder
     }()
     /// Dates cross the wire as ISO-8601 UTC with milliseconds and `Z`.
-    static let dateStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+    package static let dateStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 }
 

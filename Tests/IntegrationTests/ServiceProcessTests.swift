@@ -67,7 +67,7 @@ struct ServiceProcessTests {
                         peerName: name, endpoints: [WireEndpoint(host: "127.0.0.1", port: stack.wirePorts[name]!)],
                         tls: try WireTLS.clientContext(files)),
                     logger: quietLogger)
-                let ping: WirePing.Result = try await client.call(WirePing.method, Empty(), idempotent: true)
+                let ping: WirePing.Result = try await client.call(WirePing.name, Empty(), idempotent: true)
                 #expect(ping.service == name)
                 await client.shutdown()
             }

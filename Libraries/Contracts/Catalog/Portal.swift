@@ -180,8 +180,6 @@ public struct CatalogEnvironment: Sendable, Equatable, Codable {
 
 /// `catalog.portal`: the whole portal as last applied. Callers cache it by `generation`.
 public enum CatalogPortal {
-    public static let method = "catalog.portal"
-
     public struct Snapshot: Sendable, Equatable, Codable {
         public var portal: PortalSettings
         public var generation: Int

@@ -4,8 +4,6 @@ import Foundation
 /// `GrantUserClassroomAccessHistory` and `RevokeUserClassroomAccessHistory` this way). Idempotent by `id`: a
 /// retried delivery records it once.
 public enum AuditRecord {
-    public static let method = "audit.record"
-
     public struct Params: Sendable, Equatable, Codable {
         /// Unique per activity, chosen by the sender.
         public var id: String

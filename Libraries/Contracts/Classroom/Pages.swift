@@ -233,12 +233,8 @@ public struct AuditItem: Sendable, Equatable, Codable {
 
 /// The bulk reads classroom-service offers report-service.
 public enum ClassroomPages {
-    public static let courses = "courses.page"
-    public static let classes = "classes.page"
-    public static let labs = "labs.page"
-    public static let audit = "audit.page"
-    /// `labs.page` with the same params, answered as a `RowPage` of `LabItem` rows (the form exports read).
-    public static let labRows = "labs.rows"
+    /// Who may call them.
+    public static let access = WireAccess.only([.report, .admin])
     /// The most rows one `labs.rows` call may ask for (compact rows: 10,000 are about 2 MB of JSON).
     public static let labRowsMaximumLimit = 10_000
 }

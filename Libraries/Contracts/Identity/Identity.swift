@@ -45,8 +45,6 @@ public struct AuthenticatedUser: Sendable, Equatable, Codable {
 /// `identity.authenticate`: checks the `Authorization` header of a REST caller (`Bearer <token>` or
 /// `Basic <user:api_token>`). Answers the user, or fails with kind `unauthenticated`.
 public enum IdentityAuthenticate {
-    public static let method = "identity.authenticate"
-
     public struct Params: Sendable, Equatable, Codable {
         public var authorization: String
 

@@ -67,8 +67,6 @@ public struct LabEnvironment: Sendable, Equatable, Codable {
 /// applying the same target again changes nothing. Answers the environment as it is now; the runtime converges it
 /// in the background.
 public enum LabsApply {
-    public static let method = "labs.apply"
-
     public struct Params: Sendable, Equatable, Codable {
         public var lab: String
         public var workshop: String
@@ -95,7 +93,6 @@ public enum LabsApply {
 /// `labs.status`: the current environment of each lab asked about (a lab that never had one is left out). At most
 /// `maximumLabs` labs per call.
 public enum LabsStatus {
-    public static let method = "labs.status"
     public static let maximumLabs = 1000
 
     public struct Params: Sendable, Equatable, Codable {

@@ -43,8 +43,6 @@ public struct SessionSummary: Sendable, Equatable, Codable {
 /// `sessions.overview`: the session counts of every environment and of the portal, and optionally the allocated
 /// sessions themselves. catalog-service calls it for its listings and to know when a STOPPING environment is empty.
 public enum SessionsOverview {
-    public static let method = "sessions.overview"
-
     public struct Params: Sendable, Equatable, Codable {
         public var includeSessions: Bool
 
@@ -85,8 +83,6 @@ public enum SessionsOverview {
 /// `sessions.page`: workshop sessions for the sessions report, keyset-paged (oldest first), with the filters of the
 /// report (`query=state:…,environment:…,user:…`, `created_at=<range>`).
 public enum SessionsPage {
-    public static let method = "sessions.page"
-
     public struct Filters: Sendable, Equatable, Codable {
         public var query: String?
         public var createdAt: String?

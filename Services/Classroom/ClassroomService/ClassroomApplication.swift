@@ -56,8 +56,7 @@ public enum ClassroomApplication {
     public static func wireRouter(_ dependencies: ClassroomDependencies) -> WireRouter {
         var router = WireRouter()
         ClassroomPagesWire.register(on: &router, dependencies: dependencies)
-        router.register(AuditRecord.method, allowed: .only([ServiceName.session.rawValue, "admin"])) {
-            (params: AuditRecord.Params, _) -> Empty in
+        router.register(AuditRecord.self) { params, _ in
             try await recordAudit(params, dependencies)
             return Empty()
         }

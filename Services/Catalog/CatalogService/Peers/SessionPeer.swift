@@ -1,5 +1,6 @@
 import Contracts
 import Foundation
+import ServerKit
 import Wire
 
 /// What catalog-service asks session-service.
@@ -13,9 +14,7 @@ public struct SessionPeer: Sendable {
 
     public static func live(_ client: WireClient) -> SessionPeer {
         SessionPeer(overview: { includeSessions in
-            try await client.call(
-                SessionsOverview.method, SessionsOverview.Params(includeSessions: includeSessions),
-                returning: SessionsOverview.Result.self, idempotent: true)
+            try await client.call(SessionsOverview.self, SessionsOverview.Params(includeSessions: includeSessions))
         })
     }
 }

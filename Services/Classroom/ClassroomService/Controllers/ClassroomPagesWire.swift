@@ -8,21 +8,20 @@ import Wire
 /// row form (`RowPage`), which exports read.
 enum ClassroomPagesWire {
     static func register(on router: inout WireRouter, dependencies: ClassroomDependencies) {
-        let callers = WireCallers.only([ServiceName.report.rawValue, "admin"])
-        router.register(ClassroomPages.courses, allowed: callers) { (params: PageRequest<ListFilters>, _) -> Page<CourseItem> in
+        router.register(CoursesPage.self) { params, _ in
             try await coursesPage(params, dependencies)
         }
-        router.register(ClassroomPages.classes, allowed: callers) { (params: PageRequest<ListFilters>, _) -> Page<ClassItem> in
+        router.register(ClassesPage.self) { params, _ in
             try await classesPage(params, dependencies)
         }
-        router.register(ClassroomPages.labs, allowed: callers) { (params: PageRequest<ListFilters>, _) -> Page<LabItem> in
+        router.register(LabsPage.self) { params, _ in
             try await labsPage(params, dependencies)
         }
         // An export reads page after page: each page's successors are made while the exporter writes this one. A
         // page's rows are written as JSON beside the read of the next page (which needs only this one's cursor), so
         // the database is read without a pause.
         let readAhead = ReadAhead<PageRequest<ListFilters>, (json: Task<[UInt8], Never>, next: String?)>()
-        router.registerRaw(ClassroomPages.labRows, allowed: callers) { (params: PageRequest<ListFilters>, _) -> [UInt8] in
+        router.register(LabRows.self) { params, _ in
             try await readAhead.page(
                 params,
                 read: { params in
@@ -34,7 +33,7 @@ enum ClassroomPagesWire {
                 }
             ).json.value
         }
-        router.register(ClassroomPages.audit, allowed: callers) { (params: PageRequest<ListFilters>, _) -> Page<AuditItem> in
+        router.register(AuditPage.self) { params, _ in
             try await auditPage(params, dependencies)
         }
     }

@@ -1,5 +1,6 @@
 import Contracts
 import Foundation
+import ServerKit
 import Wire
 
 /// What classroom-service asks session-service about lab environments.
@@ -18,12 +19,10 @@ public struct LabPeer: Sendable {
     public static func live(_ client: WireClient) -> LabPeer {
         LabPeer(
             apply: { params in
-                try await client.call(LabsApply.method, params, returning: LabsApply.Result.self).environment
+                try await client.call(LabsApply.self, params).environment
             },
             status: { labs in
-                try await client.call(
-                    LabsStatus.method, LabsStatus.Params(labs: labs), returning: LabsStatus.Result.self, idempotent: true
-                ).environments
+                try await client.call(LabsStatus.self, LabsStatus.Params(labs: labs)).environments
             })
     }
 }

@@ -90,10 +90,11 @@ struct ExportsController: Sendable {
         do {
             _ = try await dependencies.data.fetch(kind, filters, nil, 1)
         } catch let error as WireError {
-            switch WireError.Code(rawValue: error.code) {
-            case .invalidParams: throw ServiceFailure(.badRequest, error.message, field: error.data?.field)
-            case .notFound: throw ServiceFailure(.notFound, error.message)
-            case .invalid: throw ServiceFailure(.invalid, error.message, field: error.data?.field)
+            let peerKind: ErrorKind = error.kind
+            switch peerKind {
+            case .badRequest, .invalidParams: throw ServiceFailure(.badRequest, error.publicMessage, field: error.field)
+            case .notFound: throw ServiceFailure(.notFound, error.publicMessage)
+            case .invalid: throw ServiceFailure(.invalid, error.publicMessage, field: error.field)
             default:
                 throw ServiceFailure(.unavailable, "the report's data cannot be read right now; try again shortly")
             }

@@ -287,6 +287,9 @@ public final class ExportRunner: Service, Sendable {
         return .done(rows: rows, bytes: bytes, waits: waits)
     }
 
+    /// Peer errors worth waiting out: the peer is down, busy or slow, or failed on its side.
+    static let transientKinds: Set<ErrorKind> = [.unavailable, .locked, .rateLimited, .deadlineExceeded, .internal]
+
     /// One page, retried while the peer is unavailable (waits of 1, 2, 4, … s); a refusal fails the job at once.
     func fetch(_ record: ExportRecord, cursor: String?, written: RowCount) async throws -> ExportPage {
         let peer = record.kind.peer
@@ -297,7 +300,7 @@ public final class ExportRunner: Service, Sendable {
             do {
                 return try await data.fetch(record.kind, record.filters, cursor, limit)
             } catch let error as WireError
-                where error.code == WireError.Code.invalidParams.rawValue && error.data?.field == "limit"
+                where [.badRequest, .invalidParams].contains(error.kind) && error.field == "limit"
                 && limit > configuration.pageSize
             {
                 // A peer of an older version (a rolling upgrade) takes only object-sized pages: ask it for those,
@@ -307,8 +310,7 @@ public final class ExportRunner: Service, Sendable {
                     "\(peer) refused \(limit) rows a page; asking for \(configuration.pageSize)",
                     metadata: ["export": "\(record.id)", "error": "\(error.message)"])
             } catch let error as WireError {
-                let transient = [WireError.Code.unavailable.rawValue, WireError.Code.deadlineExceeded.rawValue,
-                                 WireError.Code.internal.rawValue].contains(error.code)
+                let transient = ExportRunner.transientKinds.contains(error.kind)
                 guard transient else {
                     throw ExportFailure(message: "\(peer) refused the export: \(error.message)")
                 }

@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import NIOCore
+import ServerKit
 import Wire
 
 /// One page of a report's rows, as its peer answered it.
@@ -39,17 +40,15 @@ public struct DataPeer: Sendable {
             let classroomRequest = PageRequest(cursor: cursor, limit: limit, filters: filters)
             switch kind {
             case .courses:
-                let page = try await classroom.call(
-                    ClassroomPages.courses, classroomRequest, returning: Page<CourseItem>.self, idempotent: true)
+                let page = try await classroom.call(CoursesPage.self, classroomRequest)
                 return .cells(page.items.map(Cells.row), next: page.nextCursor)
             case .classes:
-                let page = try await classroom.call(
-                    ClassroomPages.classes, classroomRequest, returning: Page<ClassItem>.self, idempotent: true)
+                let page = try await classroom.call(ClassesPage.self, classroomRequest)
                 return .cells(page.items.map(Cells.row), next: page.nextCursor)
             case .labs:
                 // The compact row form, copied cell by cell into the CSV: a million labs are read several times
                 // faster than as objects. Its cells are the report's columns as they are (`Cells.row(_: LabItem)`).
-                let raw = try await classroom.callRaw(ClassroomPages.labRows, classroomRequest, idempotent: true)
+                let raw = try await classroom.call(LabRows.self, classroomRequest)
                 let next: String?
                 do {
                     next = try RowPage.nextCursor(json: raw.readableBytesView)
@@ -58,15 +57,13 @@ public struct DataPeer: Sendable {
                 }
                 return ExportPage(rows: .rowPage(raw, columns: LabItem.rowColumns), next: next)
             case .audit:
-                let page = try await classroom.call(
-                    ClassroomPages.audit, classroomRequest, returning: Page<AuditItem>.self, idempotent: true)
+                let page = try await classroom.call(AuditPage.self, classroomRequest)
                 return .cells(page.items.map(Cells.row), next: page.nextCursor)
             case .sessions:
                 let request = PageRequest(
                     cursor: cursor, limit: limit,
                     filters: SessionsPage.Filters(query: filters.query, createdAt: filters.createdAt))
-                let page = try await session.call(
-                    SessionsPage.method, request, returning: Page<SessionItem>.self, idempotent: true)
+                let page = try await session.call(SessionsPage.self, request)
                 return .cells(page.items.map(Cells.row), next: page.nextCursor)
             }
         }

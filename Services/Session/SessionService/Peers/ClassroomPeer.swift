@@ -10,7 +10,7 @@ public struct ClassroomPeer: Sendable {
 
     public static func live(_ client: WireClient) -> ClassroomPeer {
         ClassroomPeer(record: { params in
-            _ = try await client.call(AuditRecord.method, params, returning: Empty.self, idempotent: true)
+            _ = try await client.call(AuditRecord.self, params)
         })
     }
 

@@ -8,25 +8,20 @@ import Wire
 extension SessionApplication {
     public static func wireRouter(_ dependencies: SessionDependencies) -> WireRouter {
         var router = WireRouter()
-        router.register(IdentityAuthenticate.method, allowed: .any) {
-            (params: IdentityAuthenticate.Params, _) -> AuthenticatedUser in
+        router.register(IdentityAuthenticate.self) { params, _ in
             try await dependencies.authenticator.authenticate(params.authorization)
         }
-        router.register(
-            SessionsOverview.method, allowed: .only([ServiceName.catalog.rawValue, ServiceName.report.rawValue, "admin"])
-        ) { (params: SessionsOverview.Params, _) -> SessionsOverview.Result in
+        router.register(SessionsOverview.self) { params, _ in
             try await overview(dependencies, includeSessions: params.includeSessions)
         }
-        router.register(SessionsPage.method, allowed: .only([ServiceName.report.rawValue, "admin"])) {
-            (params: PageRequest<SessionsPage.Filters>, _) -> Page<SessionItem> in
+        router.register(SessionsPage.self) { params, _ in
             try await SessionPages.page(params, database: dependencies.sessions.database, now: dependencies.now())
         }
-        let classroom = WireCallers.only([ServiceName.classroom.rawValue, "admin"])
-        router.register(LabsApply.method, allowed: classroom) { (params: LabsApply.Params, _) -> LabsApply.Result in
+        router.register(LabsApply.self) { params, _ in
             let environment = try await applyLab(params, dependencies)
             return LabsApply.Result(environment: environment)
         }
-        router.register(LabsStatus.method, allowed: classroom) { (params: LabsStatus.Params, _) -> LabsStatus.Result in
+        router.register(LabsStatus.self) { params, _ in
             guard params.labs.count <= LabsStatus.maximumLabs else {
                 throw ServiceFailure(.badRequest, "labs: at most \(LabsStatus.maximumLabs) per call", field: "labs")
             }

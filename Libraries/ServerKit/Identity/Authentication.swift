@@ -87,9 +87,7 @@ extension CachedAuthenticator {
     /// cached for at most 30 s.
     public static func wire(_ client: WireClient, ttl: Duration = .seconds(30)) -> CachedAuthenticator {
         CachedAuthenticator(ttl: ttl) { authorization in
-            try await client.call(
-                IdentityAuthenticate.method, IdentityAuthenticate.Params(authorization: authorization),
-                idempotent: true)
+            try await client.call(IdentityAuthenticate.self, IdentityAuthenticate.Params(authorization: authorization))
         }
     }
 }

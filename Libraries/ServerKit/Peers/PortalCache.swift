@@ -14,7 +14,7 @@ public struct CatalogPeer: Sendable {
 
     public static func live(_ client: WireClient) -> CatalogPeer {
         CatalogPeer(portal: {
-            try await client.call(CatalogPortal.method, Empty(), returning: CatalogPortal.Snapshot.self, idempotent: true)
+            try await client.call(CatalogPortal.self, Empty())
         })
     }
 }

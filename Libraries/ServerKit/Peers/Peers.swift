@@ -41,8 +41,7 @@ public struct Peers: Sendable {
                 guard let client = clients[name] else { continue }
                 group.addTask {
                     do {
-                        let _: WirePing.Result = try await client.call(
-                            WirePing.method, Empty(), deadline: .seconds(2), idempotent: true)
+                        _ = try await client.call(WirePing.self, Empty(), deadline: .seconds(2))
                         return (name.rawValue, nil)
                     } catch let error as WireError {
                         return (name.rawValue, error.message)
