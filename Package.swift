@@ -22,9 +22,19 @@ let sqliteKit: Target.Dependency = .product(name: "SQLiteKit", package: "sqlite-
 let postgresKit: Target.Dependency = .product(name: "PostgresKit", package: "postgres-kit")
 let postgresNIO: Target.Dependency = .product(name: "PostgresNIO", package: "postgres-nio")
 let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
+let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
+let sqliteNIO: Target.Dependency = .product(name: "SQLiteNIO", package: "sqlite-nio")
+let systemPackage: Target.Dependency = .product(name: "SystemPackage", package: "swift-system")
+let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 
 let serviceLibraryDependencies: [Target.Dependency] = [
-    "Contracts", "Wire", "ServerKit", "Storage", hummingbird, logging, lifecycle, configuration,
+    "Contracts", "Wire", "ServerKit", "Storage", hummingbird, httpTypes, logging, lifecycle, configuration, nioCore,
+    sqlKit,
+]
+
+/// What every service's test target uses besides its service.
+let serviceTestDependencies: [Target.Dependency] = [
+    "TestSupport", "Contracts", "ServerKit", "Storage", hummingbird, hummingbirdTesting, httpTypes, nioCore, logging,
 ]
 
 // MARK: - Package
@@ -61,6 +71,9 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
@@ -78,14 +91,15 @@ let package = Package(
         .target(
             name: "Storage",
             dependencies: [
-                sqlKit, sqliteKit, postgresKit, postgresNIO, nioCore, nioPosix, logging, lifecycle,
+                sqlKit, sqliteKit, sqliteNIO, postgresKit, postgresNIO, nioCore, nioPosix, nioConcurrency, logging, lifecycle,
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
             path: "Libraries/Storage"),
         .target(
             name: "ServerKit",
             dependencies: [
-                "Contracts", "Wire", "Storage", hummingbird, configuration, logging, metrics, prometheus, lifecycle,
+                "Contracts", "Wire", "Storage", hummingbird, httpTypes, configuration, logging, metrics, prometheus,
+                lifecycle, systemPackage, nioConcurrency,
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
                 nioCore, nioPosix, nioSSL,
@@ -112,20 +126,21 @@ let package = Package(
         .target(
             name: "SessionService",
             dependencies: serviceLibraryDependencies + [
-                sqlKit, .product(name: "Crypto", package: "swift-crypto"),
+                crypto,
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Services/Session/SessionService"),
         .executableTarget(name: "session-service", dependencies: ["SessionService", "ServerKit"], path: "Services/Session/session-service"),
         .target(
-            name: "ClassroomService", dependencies: serviceLibraryDependencies, path: "Services/Classroom/ClassroomService"),
+            name: "ClassroomService", dependencies: serviceLibraryDependencies + [crypto],
+            path: "Services/Classroom/ClassroomService"),
         .executableTarget(
             name: "classroom-service", dependencies: ["ClassroomService", "ServerKit"], path: "Services/Classroom/classroom-service"),
         .target(
             name: "ReportService",
             dependencies: serviceLibraryDependencies + [
-                sqlKit, nioCore, nioPosix, nioConcurrency, nioExtras, .product(name: "CompressNIO", package: "compress-nio"),
+                nioPosix, nioConcurrency, nioExtras, .product(name: "CompressNIO", package: "compress-nio"),
             ],
             path: "Services/Report/ReportService"),
         .executableTarget(name: "report-service", dependencies: ["ReportService", "ServerKit"], path: "Services/Report/report-service"),
@@ -134,7 +149,7 @@ let package = Package(
 
         .executableTarget(
             name: "wire-benchmark",
-            dependencies: ["Wire", nioCore, nioPosix, nioSSL, nioExtras, logging],
+            dependencies: ["Wire", nioCore, nioPosix, nioConcurrency, nioSSL, nioExtras, logging],
             path: "Benchmarks/wire-benchmark"),
         .executableTarget(
             name: "classroom-scheduler",
@@ -149,29 +164,31 @@ let package = Package(
             name: "WireTests",
             dependencies: ["Wire", "TestSupport", nioCore, nioPosix, nioConcurrency, nioSSL, nioExtras, logging, lifecycle],
             path: "Tests/WireTests"),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport", sqlKit], path: "Tests/StorageTests"),
+        .testTarget(
+            name: "StorageTests", dependencies: ["Storage", "TestSupport", sqlKit, nioConcurrency], path: "Tests/StorageTests"),
         .testTarget(
             name: "ServerKitTests",
             dependencies: [
-                "ServerKit", "Contracts", "Wire", "Storage", "TestSupport", hummingbird, hummingbirdTesting, configuration,
+                "ServerKit", "Contracts", "Wire", "Storage", "TestSupport", hummingbird, hummingbirdTesting, httpTypes,
+                configuration,
             ],
             path: "Tests/ServerKitTests"),
         .testTarget(name: "LayeringTests", path: "Tests/LayeringTests"),
         .testTarget(
             name: "CatalogServiceTests",
-            dependencies: ["CatalogService", "TestSupport", "Contracts", "ServerKit", "Storage", hummingbird, hummingbirdTesting],
+            dependencies: ["CatalogService"] + serviceTestDependencies,
             path: "Tests/CatalogServiceTests"),
         .testTarget(
             name: "SessionServiceTests",
-            dependencies: ["SessionService", "TestSupport", "Contracts", "ServerKit", "Storage", hummingbird, hummingbirdTesting],
+            dependencies: ["SessionService", lifecycle] + serviceTestDependencies,
             path: "Tests/SessionServiceTests"),
         .testTarget(
             name: "ReportServiceTests",
-            dependencies: ["ReportService", "TestSupport", "Contracts", "ServerKit", "Storage", "Wire", hummingbird, hummingbirdTesting],
+            dependencies: ["ReportService", "Wire"] + serviceTestDependencies,
             path: "Tests/ReportServiceTests"),
         .testTarget(
             name: "ClassroomServiceTests",
-            dependencies: ["ClassroomService", "TestSupport", "Contracts", "ServerKit", "Storage", "Wire", hummingbird, hummingbirdTesting],
+            dependencies: ["ClassroomService", "Wire"] + serviceTestDependencies,
             path: "Tests/ClassroomServiceTests"),
         .testTarget(
             name: "IntegrationTests",

@@ -42,7 +42,7 @@ public enum ReportApplication {
             publicURL: config.publicURL, maximumUnfinished: config.maximumUnfinished, runner: config.runner, now: { Date() }, logger: runtime.logger)
         try await runtime.run(
             routes: { router in addRoutes(to: router, dependencies: dependencies) },
-            wire: WireRouter(),
+            wire: wireRouter(),
             background: [dependencies.runner])
     }
 

@@ -21,35 +21,6 @@ public struct ApplyResult: Sendable, Equatable {
 
 /// The portal and its environments in catalog-service's database. One implementation for SQLite and PostgreSQL.
 public struct PortalRepository: Sendable {
-    static let migrations: [Migration] = [
-        Migration(
-            version: 2, name: "portal",
-            statements: [
-                """
-                CREATE TABLE portal (
-                    id BIGINT PRIMARY KEY,
-                    generation BIGINT NOT NULL,
-                    next_environment BIGINT NOT NULL,
-                    digest TEXT NOT NULL,
-                    definition TEXT NOT NULL,
-                    updated_at TIMESTAMP NOT NULL
-                )
-                """,
-                """
-                CREATE TABLE environments (
-                    name TEXT PRIMARY KEY,
-                    position BIGINT NOT NULL,
-                    workshop_name TEXT NOT NULL,
-                    state TEXT NOT NULL,
-                    workshop TEXT NOT NULL,
-                    settings TEXT NOT NULL,
-                    created_at TIMESTAMP NOT NULL,
-                    updated_at TIMESTAMP NOT NULL
-                )
-                """,
-            ])
-    ]
-
     let database: Database
     /// Bumped by every change this process makes to the portal (see `SnapshotCache`).
     let changes = ChangeCounter()

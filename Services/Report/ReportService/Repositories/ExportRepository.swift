@@ -37,41 +37,6 @@ public struct ExportRecord: Sendable, Equatable {
 }
 
 public struct ExportRepository: Sendable {
-    static let migrations: [Migration] = [
-        Migration(
-            version: 2, name: "exports",
-            statements: [
-                "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
-                "INSERT INTO counters (name, value) VALUES ('exports', 0)",
-                """
-                CREATE TABLE exports (
-                    id BIGINT PRIMARY KEY,
-                    kind TEXT NOT NULL,
-                    owner_id TEXT NOT NULL,
-                    owner_email TEXT NOT NULL,
-                    filters TEXT NOT NULL,
-                    notify_by_email BOOLEAN NOT NULL,
-                    state TEXT NOT NULL,
-                    rows BIGINT NOT NULL,
-                    bytes BIGINT NOT NULL,
-                    error TEXT,
-                    attempts BIGINT NOT NULL,
-                    holder TEXT,
-                    lease_until TIMESTAMP,
-                    next_attempt_at TIMESTAMP NOT NULL,
-                    created_at TIMESTAMP NOT NULL,
-                    updated_at TIMESTAMP NOT NULL,
-                    ready_at TIMESTAMP,
-                    expires_at TIMESTAMP,
-                    emailed_at TIMESTAMP
-                )
-                """,
-                "CREATE INDEX exports_work ON exports (state, next_attempt_at)",
-                "CREATE INDEX exports_owner ON exports (owner_id, state)",
-                "CREATE INDEX exports_expiry ON exports (expires_at)",
-            ])
-    ]
-
     let database: Database
 
     public init(database: Database) { self.database = database }
