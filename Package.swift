@@ -188,7 +188,7 @@ let package = Package(
             path: "Tests/ReportServiceTests"),
         .testTarget(
             name: "ClassroomServiceTests",
-            dependencies: ["ClassroomService", "Wire"] + serviceTestDependencies,
+            dependencies: ["ClassroomService", "Wire", sqlKit] + serviceTestDependencies,
             path: "Tests/ClassroomServiceTests"),
         .testTarget(
             name: "IntegrationTests",

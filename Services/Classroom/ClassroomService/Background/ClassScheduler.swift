@@ -156,9 +156,7 @@ public final class ClassScheduler: Service, Sendable {
                 logger.error(
                     "cannot tell session-service about the class's labs; will retry",
                     metadata: ["class": "\(classID)", "error": "\(message)"])
-                try await repository.recordPushFailure(
-                    classID: classID, message: "\(ClassroomRepository.unreachableMessage): \(message)",
-                    now: now())
+                try await repository.recordPushFailure(classID: classID, error: message, now: now())
             }
             if !failedClasses.isEmpty { return }
         }

@@ -123,6 +123,8 @@ public struct ClassSchedule: Sendable {
         public var settled: Int
         public var deleted: Int
 
+        public static let empty = LabTally(total: 0, settled: 0, deleted: 0)
+
         public init(total: Int, settled: Int, deleted: Int) {
             self.total = total
             self.settled = settled

@@ -205,6 +205,8 @@ public struct ClassRecord: Sendable, Equatable {
     public var accessCode: String
     public var state: ClassState
     public var errorMessage: String?
+    /// What `errorMessage` is about, so that it is cleared when that problem goes away (nil: none).
+    public var problem: ClassProblem?
     public var labCount: Int
     public var labsCreatedAt: Date?
     public var labsRunAt: Date?
@@ -256,8 +258,10 @@ public struct ClassRecord: Sendable, Equatable {
         labTarget: LabTarget?,
         nextDueAt: Date?,
         deleting: Bool,
-        region: String
+        region: String,
+        problem: ClassProblem? = nil
     ) {
+        self.problem = problem
         self.id = id
         self.courseID = courseID
         self.name = name

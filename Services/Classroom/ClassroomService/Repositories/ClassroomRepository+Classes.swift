@@ -41,10 +41,11 @@ extension ClassroomRepository {
             createdAt: try row.decode(column: "created_at", as: Date.self),
             updatedAt: try row.decode(column: "updated_at", as: Date.self),
             progress: try row.decodeEnum(column: "progress", as: ScheduleProgress.self),
-            labTarget: try row.decode(column: "lab_target", as: String?.self).flatMap(LabTarget.init(rawValue:)),
+            labTarget: try row.decodeOptionalEnum(column: "lab_target", as: LabTarget.self),
             nextDueAt: try row.decode(column: "next_due_at", as: Date?.self),
             deleting: try row.decode(column: "deleting", as: Bool.self),
-            region: try row.decode(column: "region", as: String.self))
+            region: try row.decode(column: "region", as: String.self),
+            problem: try row.decodeOptionalEnum(column: "problem", as: ClassProblem.self))
     }
 
     static func classColumns(_ record: ClassRecord) -> [(String, any SQLExpression)] {
@@ -66,7 +67,7 @@ extension ClassroomRepository {
             ("created_at", SQLBind(record.createdAt)), ("updated_at", SQLBind(record.updatedAt)),
             ("progress", SQLBind(record.progress.rawValue)), ("lab_target", SQLBind(record.labTarget?.rawValue)),
             ("next_due_at", SQLBind(record.nextDueAt)), ("deleting", SQLBind(record.deleting)),
-            ("region", SQLBind(record.region)),
+            ("region", SQLBind(record.region)), ("problem", SQLBind(record.problem?.rawValue)),
         ]
     }
 
@@ -174,8 +175,8 @@ extension ClassroomRepository {
             try await db.raw("DELETE FROM labs WHERE class_id = \(bind: id) AND configuration_id IS NULL").run()
             try await db.raw(
                 """
-                UPDATE labs SET target = 'deleted', pushed = \(bind: false), updated_at = \(bind: now)
-                WHERE class_id = \(bind: id) AND (target IS NULL OR target <> 'deleted')
+                UPDATE labs SET target = \(bind: LabTarget.deleted.rawValue), pushed = \(bind: false), updated_at = \(bind: now)
+                WHERE class_id = \(bind: id) AND (target IS NULL OR target <> \(bind: LabTarget.deleted.rawValue))
                 """
             ).run()
             if try await Self.finishDeletionIfEmpty(record, on: db) { return .deleted }
@@ -188,7 +189,7 @@ extension ClassroomRepository {
     static func finishDeletionIfEmpty(_ record: ClassRecord, on db: any SQLDatabase) async throws -> Bool {
         guard record.deleting else { return false }
         let left = try await db.raw(
-            "SELECT COUNT(*) AS n FROM labs WHERE class_id = \(bind: record.id) AND state <> 'deleted'"
+            "SELECT COUNT(*) AS n FROM labs WHERE class_id = \(bind: record.id) AND state <> \(bind: LabState.deleted.rawValue)"
         ).first()?.decode(column: "n", as: Int.self) ?? 0
         guard left == 0 else { return false }
         try await db.raw("DELETE FROM labs WHERE class_id = \(bind: record.id)").run()
@@ -205,9 +206,9 @@ extension ClassroomRepository {
         let rows = try await db.raw(
             """
             SELECT class_id, COUNT(*) AS total,
-                SUM(CASE WHEN state IN ('provisioned', 'started', 'shut_down', 'deleted') THEN 1 ELSE 0 END) AS settled,
-                SUM(CASE WHEN state = 'deleted' THEN 1 ELSE 0 END) AS deleted,
-                MAX(CASE WHEN state IN ('provisioning_error', 'starting_error', 'shutdown_error', 'deletion_error')
+                SUM(CASE WHEN state IN (\(binds: LabState.settled.map(\.rawValue))) THEN 1 ELSE 0 END) AS settled,
+                SUM(CASE WHEN state = \(bind: LabState.deleted.rawValue) THEN 1 ELSE 0 END) AS deleted,
+                MAX(CASE WHEN state IN (\(binds: LabState.errors.map(\.rawValue)))
                     THEN 'lab ' || name || ': ' || error_message ELSE NULL END) AS error
             FROM labs WHERE class_id IN \(SQLGroupExpression(ids.map { SQLBind($0) as any SQLExpression }))
             AND removed = \(bind: false) GROUP BY class_id
@@ -226,30 +227,10 @@ extension ClassroomRepository {
         return result
     }
 
-    /// A class's lab count, error, completion times and state from its labs' tally.
-    static func apply(_ counted: (tally: ClassSchedule.LabTally, error: String?)?, to record: inout ClassRecord, now: Date) {
-        let tally = counted?.tally ?? ClassSchedule.LabTally(total: 0, settled: 0, deleted: 0)
-        record.labCount = tally.total
-        if let error = counted?.error {
-            record.errorMessage = error
-        } else if let message = record.errorMessage,
-            message.hasPrefix("lab ") || message.hasPrefix(ClassroomRepository.unreachableMessage)
-        {
-            // The lab that failed has recovered, or session-service answers again.
-            record.errorMessage = nil
-        }
-        if tally.total > 0 && tally.settled == tally.total {
-            if record.progress >= .provisioned && record.labsCreatedAt == nil { record.labsCreatedAt = now }
-            if record.progress == .cleanedUp && tally.deleted == tally.total && record.labsDeletedAt == nil {
-                record.labsDeletedAt = now
-            }
-        }
-        record.state = ClassSchedule(record).state(labs: tally, at: now)
-    }
-
     /// Recomputes a class's lab count, state and completion times from its labs, and saves it.
     static func refresh(_ record: inout ClassRecord, now: Date, on db: any SQLDatabase) async throws {
-        apply(try await tallies([record.id], on: db)[record.id], to: &record, now: now)
+        let counted = try await tallies([record.id], on: db)[record.id]
+        record.settle(labs: counted?.tally ?? .empty, firstLabError: counted?.error, now: now)
         try await save(record, on: db)
     }
 }

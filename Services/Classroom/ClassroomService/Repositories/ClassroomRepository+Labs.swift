@@ -281,12 +281,12 @@ extension ClassroomRepository {
         }
     }
 
-    static let unreachableMessage = "session-service could not be reached to change the labs"
-
     /// The pending push failed: say so on the class (the push is retried on the next pass).
-    public func recordPushFailure(classID: Int64, message: String, now: Date) async throws {
+    public func recordPushFailure(classID: Int64, error: String, now: Date) async throws {
         defer { changes.bump() }
+        let message = "\(ClassProblem.sessionServiceUnreachable.message ?? ""): \(error)"
         try await database.sql.update("classes").set("error_message", to: String(message.prefix(2000)))
+            .set("problem", to: ClassProblem.sessionServiceUnreachable.rawValue)
             .set("updated_at", to: now).where("id", .equal, classID).run()
     }
 
@@ -328,55 +328,17 @@ extension ClassroomRepository {
             var retarget: [LabTarget: [Int64]] = [:]
             // Courses whose classes were provisioned: `last_deployed`, once per course.
             var deployed = Set<Int64>()
-            for var record in records {
-                let schedule = ClassSchedule(record)
-                let due = schedule.due(at: now)
-                let from = record.progress
-                var advance = Advance(classID: record.id, from: from, to: from, target: record.labTarget, blocked: nil)
-                if due > from && from == .none && !templateExists(record.courseID) {
-                    let message = "the course's template no longer exists; the class cannot be provisioned"
-                    record.errorMessage = message
-                    record.nextDueAt = now.addingTimeInterval(60)
-                    advance.blocked = message
-                    changed.append(record)
-                    results.append(advance)
-                    continue
-                }
-                if record.errorMessage?.hasPrefix("the course's template") == true { record.errorMessage = nil }
-                let target = schedule.labTarget(progress: max(due, from), at: now)
-                let name = (type: "class", id: record.id, name: record.name)
-                for step in ScheduleProgress.allCases where step > from && step <= due {
-                    switch step {
-                    case .provisioned:
-                        audits.append(.init(activity: .provisionTrainingClass, actor: .scheduler, target: name))
-                        deployed.insert(record.courseID)
-                    case .run:
-                        record.labsRunAt = now
-                        audits.append(.init(activity: .runTrainingClass, actor: .scheduler, target: name))
-                    case .shutDown:
-                        record.labsShutdownAt = now
-                        audits.append(.init(activity: .shutdownTrainingClass, actor: .scheduler, target: name))
-                    case .cleanedUp:
-                        audits.append(.init(activity: .cleanUpTrainingClass, actor: .scheduler, target: name))
-                    default:
-                        break
-                    }
-                }
-                if due > from {
-                    record.progress = due
-                    advance.to = due
-                    advance.changed = true
-                }
-                if let target, target != record.labTarget {
-                    advance.changed = true
-                    record.labTarget = target
-                    retarget[target, default: []].append(record.id)
-                }
-                advance.target = record.labTarget
-                record.nextDueAt = schedule.nextDue(progress: record.progress, after: now)
-                record.updatedAt = now
-                changed.append(record)
-                results.append(advance)
+            for record in records {
+                let step = ClassSchedule(record).advance(at: now, templateExists: templateExists(record.courseID))
+                let target = (type: "class", id: record.id, name: record.name)
+                audits += step.audits.map { PendingAudit(activity: $0, actor: .scheduler, target: target) }
+                if step.deployed { deployed.insert(record.courseID) }
+                if let labs = step.retarget { retarget[labs, default: []].append(record.id) }
+                changed.append(step.record)
+                results.append(
+                    Advance(
+                        classID: record.id, from: step.from, to: step.record.progress, target: step.record.labTarget,
+                        blocked: step.blocked, changed: step.changed))
             }
             for (target, classIDs) in retarget.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
                 try await db.update("labs").set("target", to: target.rawValue).set("pushed", to: false)
@@ -384,7 +346,7 @@ extension ClassroomRepository {
             }
             let tallies = try await Self.tallies(changed.map(\.id), on: db)
             for var record in changed {
-                Self.apply(tallies[record.id], to: &record, now: now)
+                record.settle(labs: tallies[record.id]?.tally ?? .empty, firstLabError: tallies[record.id]?.error, now: now)
                 try await Self.save(record, on: db)
             }
             try await Self.audit(audits, now: now, on: db)

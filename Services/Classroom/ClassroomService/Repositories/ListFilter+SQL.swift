@@ -47,7 +47,9 @@ extension ListFilter {
         if let courseID { query = query.where("course_id", .equal, courseID) }
         if let state {
             if state == "error" {
-                query = query.where(SQLRaw("(error_message IS NOT NULL OR state IN ('provisioning_error', 'starting_error', 'shutdown_error'))"))
+                let failed: SQLQueryString =
+                    "(error_message IS NOT NULL OR state IN (\(binds: ClassState.errors.map(\.rawValue))))"
+                query = query.where(failed)
             } else {
                 query = query.where("state", .equal, state)
             }

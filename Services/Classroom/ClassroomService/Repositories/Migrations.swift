@@ -125,5 +125,20 @@ enum ClassroomMigrations {
                 "ALTER TABLE audit_events ADD COLUMN external_id TEXT",
                 "CREATE UNIQUE INDEX audit_external ON audit_events (external_id)",
             ]),
+        Migration(
+            version: 4, name: "class_problem",
+            statements: [
+                // What a class's error_message is about (ClassProblem), instead of telling it by the message's prefix.
+                "ALTER TABLE classes ADD COLUMN problem TEXT",
+                """
+                UPDATE classes SET problem = 'template_missing'
+                WHERE error_message LIKE 'the course''s template%'
+                """,
+                "UPDATE classes SET problem = 'lab_failed' WHERE error_message LIKE 'lab %'",
+                """
+                UPDATE classes SET problem = 'session_service_unreachable'
+                WHERE error_message LIKE 'session-service could not be reached%'
+                """,
+            ]),
     ]
 }
