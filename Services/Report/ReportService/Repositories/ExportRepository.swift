@@ -4,38 +4,6 @@ import ServerKit
 import SQLKit
 import Storage
 
-/// Where an export job is.
-public enum ExportState: String, Sendable, Codable {
-    case queued
-    case running
-    case ready
-    case failed
-}
-
-/// An export job: a durable row. Any replica may claim it; the claim is a lease that the runner renews while it
-/// works, so a job whose runner died is claimed again (and runs again) once the lease lapses.
-public struct ExportRecord: Sendable, Equatable {
-    public var id: Int64
-    public var kind: ExportKind
-    public var ownerID: String
-    public var ownerEmail: String
-    public var filters: ExportFilters
-    public var notifyByEmail: Bool
-    public var state: ExportState
-    public var rows: Int
-    public var bytes: Int
-    public var error: String?
-    public var attempts: Int
-    public var holder: String?
-    public var leaseUntil: Date?
-    public var createdAt: Date
-    public var readyAt: Date?
-    public var expiresAt: Date?
-    public var emailedAt: Date?
-
-    public var finished: Bool { state == .ready || state == .failed }
-}
-
 public struct ExportRepository: Sendable {
     let database: Database
 
@@ -82,7 +50,8 @@ public struct ExportRepository: Sendable {
                 .lockingClause(ForUpdate()).first()
             let unfinished = try await db.raw(
                 """
-                SELECT COUNT(*) AS n FROM exports WHERE owner_id = \(bind: owner.id) AND state IN ('queued', 'running')
+                SELECT COUNT(*) AS n FROM exports WHERE owner_id = \(bind: owner.id)
+                AND state IN (\(binds: ExportState.unfinished.map(\.rawValue)))
                 """
             ).first()?.decode(column: "n", as: Int.self) ?? 0
             if unfinished >= maximumUnfinished { return .tooMany(unfinished) }
@@ -123,16 +92,15 @@ public struct ExportRepository: Sendable {
             guard
                 var record = try await db.select().column("*").from("exports")
                     .where(SQLQueryString(
-                        "(state = 'queued' OR (state = 'running' AND lease_until < \(bind: now))) AND next_attempt_at <= \(bind: now)"))
+                        """
+                        (state = \(bind: ExportState.queued.rawValue)
+                            OR (state = \(bind: ExportState.running.rawValue) AND lease_until < \(bind: now)))
+                        AND next_attempt_at <= \(bind: now)
+                        """))
                     .orderBy("next_attempt_at").orderBy("id").limit(1).lockingClause(ForUpdateSkipLocked()).first()
                     .map(Self.decode)
             else { return nil }
-            record.state = .running
-            record.holder = holder
-            record.leaseUntil = now.addingTimeInterval(lease)
-            record.attempts += 1
-            record.rows = 0
-            record.bytes = 0
+            record = try record.claimed(by: holder, leaseUntil: now.addingTimeInterval(lease))
             try await db.update("exports").set("state", to: record.state.rawValue).set("holder", to: holder)
                 .set("lease_until", to: record.leaseUntil).set("attempts", to: record.attempts).set("rows", to: 0)
                 .set("bytes", to: 0).set("updated_at", to: now).where("id", .equal, record.id).run()
@@ -147,7 +115,8 @@ public struct ExportRepository: Sendable {
             """
             UPDATE exports SET rows = \(bind: rows), lease_until = \(bind: now.addingTimeInterval(lease)),
                 updated_at = \(bind: now)
-            WHERE id = \(bind: id) AND holder = \(bind: holder) AND state = 'running' RETURNING id
+            WHERE id = \(bind: id) AND holder = \(bind: holder) AND state = \(bind: ExportState.running.rawValue)
+            RETURNING id
             """
         ).all()
         return !rows.isEmpty
@@ -158,10 +127,11 @@ public struct ExportRepository: Sendable {
         let now = EducatesTime.truncate(now)
         return !(try await database.sql.raw(
             """
-            UPDATE exports SET state = 'ready', rows = \(bind: rows), bytes = \(bind: bytes), error = NULL,
+            UPDATE exports SET state = \(bind: ExportState.running.after(.finished).rawValue), rows = \(bind: rows), bytes = \(bind: bytes), error = NULL,
                 holder = NULL, lease_until = NULL, ready_at = \(bind: now), expires_at = \(bind: EducatesTime.truncate(expiresAt)),
                 updated_at = \(bind: now)
-            WHERE id = \(bind: id) AND holder = \(bind: holder) AND state = 'running' RETURNING id
+            WHERE id = \(bind: id) AND holder = \(bind: holder) AND state = \(bind: ExportState.running.rawValue)
+            RETURNING id
             """
         ).all()).isEmpty
     }
