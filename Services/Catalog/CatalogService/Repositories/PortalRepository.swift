@@ -58,43 +58,42 @@ public struct PortalRepository: Sendable {
             let existing = try await db.select().columns("name", "workshop_name", "state").from("environments")
                 .all()
             var runningByWorkshop: [String: String] = [:]
-            for row in existing where try row.decode(column: "state", as: String.self) == EnvironmentState.running.rawValue {
+            for row in existing where try row.decodeEnum(column: "state", as: EnvironmentState.self) == .running {
                 runningByWorkshop[try row.decode(column: "workshop_name", as: String.self)] =
                     try row.decode(column: "name", as: String.self)
             }
+            let plan = PortalReload.plan(definition, running: runningByWorkshop, nextEnvironment: next)
             let workshops = Dictionary(uniqueKeysWithValues: definition.workshops.map { ($0.name, $0) })
-            var created: [String] = []
-            var kept: Set<String> = []
-            for (position, environment) in definition.environments.enumerated() {
-                let workshopText = String(decoding: try encoder.encode(workshops[environment.workshop]!), as: UTF8.self)
-                let settingsText = String(decoding: try encoder.encode(environment), as: UTF8.self)
-                if let name = runningByWorkshop[environment.workshop] {
-                    kept.insert(name)
-                    try await db.update("environments")
-                        .set("position", to: position).set("workshop", to: workshopText)
-                        .set("settings", to: settingsText).set("updated_at", to: now)
-                        .where("name", .equal, name).run()
-                } else {
-                    let name = "\(definition.portal.name)-w\(String(format: "%02d", next))"
-                    next += 1
-                    created.append(name)
-                    try await db.raw(
-                        """
-                        INSERT INTO environments (name, position, workshop_name, state, workshop, settings, created_at, updated_at)
-                        VALUES (\(bind: name), \(bind: position), \(bind: environment.workshop),
-                                \(bind: EnvironmentState.running.rawValue), \(bind: workshopText),
-                                \(bind: settingsText), \(bind: now), \(bind: now))
-                        """
-                    ).run()
-                }
+            func texts(_ placement: PortalReload.Placement) throws -> (workshop: String, settings: String) {
+                (String(decoding: try encoder.encode(workshops[placement.environment.workshop]!), as: UTF8.self),
+                 String(decoding: try encoder.encode(placement.environment), as: UTF8.self))
             }
-            var stopping: [String] = []
-            for name in runningByWorkshop.values.sorted() where !kept.contains(name) {
-                stopping.append(name)
+            for placement in plan.kept {
+                let (workshopText, settingsText) = try texts(placement)
+                try await db.update("environments")
+                    .set("position", to: placement.position).set("workshop", to: workshopText)
+                    .set("settings", to: settingsText).set("updated_at", to: now)
+                    .where("name", .equal, placement.name).run()
+            }
+            for placement in plan.created {
+                let (workshopText, settingsText) = try texts(placement)
+                try await db.raw(
+                    """
+                    INSERT INTO environments (name, position, workshop_name, state, workshop, settings, created_at, updated_at)
+                    VALUES (\(bind: placement.name), \(bind: placement.position), \(bind: placement.environment.workshop),
+                            \(bind: EnvironmentState.running.rawValue), \(bind: workshopText),
+                            \(bind: settingsText), \(bind: now), \(bind: now))
+                    """
+                ).run()
+            }
+            for name in plan.stopping {
                 try await db.update("environments")
                     .set("state", to: EnvironmentState.stopping.rawValue).set("updated_at", to: now)
                     .where("name", .equal, name).run()
             }
+            next = plan.nextEnvironment
+            let created = plan.created.map(\.name)
+            let stopping = plan.stopping
             generation += 1
             try await db.update("portal")
                 .set("generation", to: generation).set("next_environment", to: next)
@@ -127,13 +126,10 @@ public struct PortalRepository: Sendable {
         var environments: [EnvironmentRecord] = []
         for row in rows {
             let state = try row.decodeEnum(column: "state", as: EnvironmentState.self)
-            var settings = try decoder.decode(
-                PortalDefinition.Environment.self, from: Data(try row.decode(column: "settings", as: String.self).utf8))
-            if state == .stopping {
-                settings.capacity = 0
-                settings.reserved = 0
-                settings.initial = 0
-            }
+            let settings = PortalReload.effectiveSettings(
+                try decoder.decode(
+                    PortalDefinition.Environment.self, from: Data(try row.decode(column: "settings", as: String.self).utf8)),
+                state: state)
             environments.append(
                 EnvironmentRecord(
                     name: try row.decode(column: "name", as: String.self),
@@ -143,10 +139,9 @@ public struct PortalRepository: Sendable {
                         PortalDefinition.Workshop.self, from: Data(try row.decode(column: "workshop", as: String.self).utf8)),
                     settings: settings))
         }
-        environments.sort { ($0.state == .running ? 0 : 1, $0.position) < ($1.state == .running ? 0 : 1, $1.position) }
         return PortalSnapshot(
             portal: definition.portal, generation: try row.decode(column: "generation", as: Int.self),
-            environments: environments)
+            environments: PortalReload.ordered(environments))
     }
 
     /// Deletes a STOPPING environment (once its last session has ended). A RUNNING one is never deleted.
