@@ -48,7 +48,7 @@ struct PageTests {
                 let wrong = try await client.send(.get, "/instructor/\(id)?access_code=nope", as: nil)
                 #expect(wrong.status == .forbidden)
                 #expect(try await client.send(.get, "/instructor/\(id)", as: nil).status == .forbidden)
-                let audit = try await harness.dependencies.repository.auditEvents(after: nil, limit: 100, filter: ListFilter())
+                let audit = try await harness.dependencies.repository.auditEvents(after: nil, limit: 100, filter: ListFilter()).0
                 #expect(audit.filter { $0.activity == "FailedTrainingClassInstructorLoginHistory" }.count == 2)
                 #expect(try await client.send(.get, "/instructor/999?access_code=x", as: nil).status == .notFound)
             }
@@ -237,9 +237,12 @@ struct SortedPagesTests {
                         #expect(paged == rest, "\(sort)")
                     }
                 }
-                await #expect(throws: ServiceFailure.self) {
+                // A cursor of another sort is the caller's error (400 / invalid params), naming the cursor.
+                await #expect {
                     try await ClassroomPagesWire.coursesPage(
                         PageRequest(cursor: "t.bm9wZQ==.1", limit: 3, filters: ListFilters(sort: "created_at")), d)
+                } throws: { error in
+                    (error as? any KindedError).map { $0.kind == .badRequest && $0.field == "cursor" } ?? false
                 }
                 // Labs are read by position (the bulk path of exports). Named and made in the courses' order, they
                 // sort as the courses do; their cells are the REST list's.

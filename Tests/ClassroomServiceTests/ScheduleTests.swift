@@ -32,7 +32,7 @@ struct ScheduleTests {
     }
 
     static func activities(_ harness: ClassroomHarness, classID: String) async throws -> [String] {
-        try await harness.dependencies.repository.auditEvents(after: nil, limit: 1000, filter: ListFilter())
+        try await harness.dependencies.repository.auditEvents(after: nil, limit: 1000, filter: ListFilter()).0
             .filter { $0.targetType == "class" && $0.targetID == classID }.map(\.activity)
     }
 
@@ -302,7 +302,7 @@ struct ScheduleTests {
                 #expect(harness.labs.applied.contains("\(labID):deleted"))
                 #expect(try await client.send(.get, "/v2/classes/\(id)").status == .notFound)
                 #expect(try await client.send(.get, "/v2/courses/\(course)").object["class_count"] as? Int == 0)
-                let audit = try await harness.dependencies.repository.auditEvents(after: nil, limit: 100, filter: ListFilter())
+                let audit = try await harness.dependencies.repository.auditEvents(after: nil, limit: 100, filter: ListFilter()).0
                     .map(\.activity)
                 for activity in ["CreateTrainingLabHistory", "UpdateTrainingLabHistory", "DeleteTrainingLabHistory", "DeleteTrainingClassHistory"] {
                     #expect(audit.contains(activity))

@@ -2,6 +2,7 @@ import Contracts
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Storage
 import Wire
 
 /// The one place where an `ErrorKind` becomes an HTTP status or a wire code.
@@ -92,4 +93,11 @@ extension ErrorKind {
         default: self = .internal
         }
     }
+}
+
+/// A cursor a keyset read did not give: the caller's input, so a 400 on `cursor` (REST) or invalid params (wire).
+extension KeysetError: KindedError {
+    public var kind: ErrorKind { .badRequest }
+    public var publicMessage: String { description }
+    public var field: String? { "cursor" }
 }

@@ -125,9 +125,9 @@ extension ClassroomRepository {
 
     /// Classes after the keyset cursor, in the filter's sort order (then id); and the cursor after the last.
     public func classes(after cursor: String?, limit: Int, filter: ListFilter) async throws -> ([ClassRecord], String?) {
-        try await Keyset(sort: filter.sort).read(
+        try await filter.sort.keyset.read(
             filter.applyClasses(to: database.sql.select().column("*").from("classes")), after: cursor, limit: limit,
-            decode: Self.decodeClass, id: \.id)
+            decode: Self.decodeClass)
     }
 
     /// Applies `change` in one transaction (it may throw to refuse); the schedule and the state follow.

@@ -100,8 +100,7 @@ extension ClassroomRepository {
         if let classID { query = query.where("class_id", .equal, classID) }
         if let state = filter.state { query = query.where("state", .equal, state) }
         if let range = filter.createdAt { query = range.apply(to: query, column: "created_at") }
-        return try await Keyset(sort: filter.sort).read(
-            query, after: cursor, limit: limit, decode: Self.decodeLab, id: \.id)
+        return try await filter.sort.keyset.read(query, after: cursor, limit: limit, decode: Self.decodeLab)
     }
 
     /// What a bulk read of labs needs (`labs.page`, `labs.rows`), in a page of the list's order: six columns instead
@@ -111,9 +110,8 @@ extension ClassroomRepository {
     {
         let query = labsQuery(Self.listingColumns.map { SQLIdentifier($0) }, classID: classID, filter: filter)
         // A million of these make an export: read by position, not through SQLKit's decoder.
-        return try await Keyset(sort: filter.sort).read(
-            query, columns: Self.listingColumns, on: database, after: cursor, limit: limit, decode: Self.decodeListing,
-            id: \.id)
+        return try await filter.sort.keyset.read(
+            query, columns: Self.listingColumns, on: database, after: cursor, limit: limit, decode: Self.decodeListing)
     }
 
     /// The labs of a list (not removed, with its filters), selecting `columns`.
@@ -140,15 +138,14 @@ extension ClassroomRepository {
             SQLAlias(SQLFunction(array, args: SQLRaw("CAST(id AS TEXT)"), SQLRaw("CAST(class_id AS TEXT)"), SQLIdentifier("name")), as: "head"),
             SQLAlias(SQLFunction(array, args: SQLIdentifier("configuration_id"), desktops, SQLIdentifier("state")), as: "tail"),
         ]
-        return try await Keyset(sort: filter.sort).read(
+        return try await filter.sort.keyset.read(
             labsQuery(columns, classID: classID, filter: filter), columns: ["id", "class_id", "head", "tail"],
             on: database, after: cursor, limit: limit,
             decode: { row in
                 LabJSONRow(
                     id: try row.requiredInteger(0), classID: try row.requiredInteger(1), head: try row.requiredText(2),
                     tail: try row.requiredText(3))
-            },
-            id: \.id)
+            })
     }
 
     static let listingColumns = ["id", "class_id", "name", "state", "configuration_id", "access_token"]

@@ -139,12 +139,13 @@ public struct ClassroomRepository: Sendable {
     }
 
     /// Audit events after the keyset cursor, oldest first.
-    public func auditEvents(after cursor: Int64?, limit: Int, filter: ListFilter) async throws -> [AuditEvent] {
+    public func auditEvents(after cursor: String?, limit: Int, filter: ListFilter) async throws
+        -> ([AuditEvent], String?)
+    {
         var query = database.sql.select().column("*").from("audit_events")
-        if let cursor { query = query.where("id", .greaterThan, cursor) }
         if let range = filter.createdAt { query = range.apply(to: query, column: "created_at") }
         if let user = filter.userID { query = query.where("actor_id", .equal, user) }
-        return try await query.orderBy("id").limit(limit).all().map(Self.decodeAudit)
+        return try await ListSort.byID.keyset.read(query, after: cursor, limit: limit, decode: Self.decodeAudit)
     }
 
     // MARK: Courses
@@ -282,8 +283,8 @@ public struct ClassroomRepository: Sendable {
     /// Courses after the keyset cursor, by id.
     /// Courses after the keyset cursor, in the filter's sort order (then id); and the cursor after the last.
     public func courses(after cursor: String?, limit: Int, filter: ListFilter) async throws -> ([CourseRecord], String?) {
-        try await Keyset(sort: filter.sort).read(
+        try await filter.sort.keyset.read(
             filter.applyCourses(to: database.sql.select().column("*").from("courses")), after: cursor, limit: limit,
-            decode: Self.decodeCourse, id: \.id)
+            decode: Self.decodeCourse)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import ServerKit
 import SQLKit
+import Storage
 
 // How the list filters become SQL (the parsing is in Model/ListFilter.swift).
 
@@ -14,6 +15,19 @@ extension DateRange {
 }
 
 extension ListSort {
+    /// Keyset pages in this sort's order, then by id. A null `last_deployed` sorts as the earliest time on both
+    /// backends.
+    var keyset: Keyset {
+        let key: Keyset.SortKey = switch column {
+        case "id": .none
+        case "name", "owner_name": .text(SQLFunction("LOWER", args: SQLIdentifier(column)))
+        case "last_deployed":
+            .time(SQLFunction("COALESCE", args: SQLIdentifier("last_deployed"), SQLBind(Date(timeIntervalSince1970: 0))))
+        default: column.hasSuffix("name") ? .text(SQLIdentifier(column)) : .time(SQLIdentifier(column))
+        }
+        return Keyset(key: key, tiebreak: .integer("id"), descending: descending)
+    }
+
     func apply(to query: SQLSelectBuilder) -> SQLSelectBuilder {
         // Names sort as people read them, not by byte value.
         let key: any SQLExpression = column.hasSuffix("name")

@@ -185,12 +185,7 @@ enum ClassroomPagesWire {
         -> Page<AuditItem>
     {
         let (cursor, limit, filter) = try parse(params, resource: .audit, dependencies)
-        guard cursor.map({ Int64($0) != nil }) ?? true else {
-            throw ServiceFailure(.badRequest, "cursor is not one this method gave", field: "cursor")
-        }
-        let events = try await dependencies.repository.auditEvents(
-            after: cursor.flatMap { Int64($0) }, limit: limit, filter: filter)
-        let next = events.count == limit ? events.last.map { String($0.id) } : nil
+        let (events, next) = try await dependencies.repository.auditEvents(after: cursor, limit: limit, filter: filter)
         return page(events, next: next) { event in
             AuditItem(
                 id: String(event.id), activity: event.activity, userID: event.actor.id, userName: event.actor.name,

@@ -41,19 +41,10 @@ enum SessionPages {
             if let from = range.from { query = query.where(SQLIdentifier("created_at"), .greaterThanOrEqual, SQLBind(from)) }
             if let to = range.to { query = query.where(SQLIdentifier("created_at"), .lessThanOrEqual, SQLBind(to)) }
         }
-        if let cursor = request.cursor {
-            // "<created_at ms>:<name>"
-            let parts = cursor.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2, let ms = Int64(parts[0]) else {
-                throw ServiceFailure(.badRequest, "cursor is not one this method gave", field: "cursor")
-            }
-            let at = Date(timeIntervalSince1970: Double(ms) / 1000)
-            let name = String(parts[1])
-            let after: SQLQueryString = "(created_at > \(bind: at) OR (created_at = \(bind: at) AND name > \(bind: name)))"
-            query = query.where(after)
-        }
-        let rows = try await query.orderBy("created_at").orderBy("name").limit(request.limit).all()
-            .map(SessionRepository.decode)
+        // The cursor is the last row's (created_at, name), as session-service has always written it.
+        let keyset = Keyset(key: .time(SQLIdentifier("created_at")), tiebreak: .text("name"))
+        let (rows, next) = try await keyset.read(
+            query, after: request.cursor, limit: request.limit, decode: SessionRepository.decode)
         let items = rows.map { session in
             SessionItem(
                 name: session.name, environment: session.environment, workshop: session.workshop, state: session.state,
@@ -61,9 +52,6 @@ enum SessionPages {
                 expiresAt: session.expiresAt, stoppedAt: session.stoppedAt, url: session.url,
                 errorMessage: session.errorMessage)
         }
-        let next = rows.count == request.limit ? rows.last.map {
-            "\(Int64(($0.createdAt.timeIntervalSince1970 * 1000).rounded())):\($0.name)"
-        } : nil
         return Page(items: items, nextCursor: next)
     }
 }
