@@ -176,7 +176,7 @@ struct PageTests {
                 await #expect(throws: ServiceFailure.self) {
                     try await ClassroomPagesWire.coursesPage(PageRequest(limit: 5000, filters: ListFilters()), d)
                 }
-                await #expect(throws: ServiceFailure.self) {
+                await #expect(throws: ClassroomError.noSuchClass("999")) {
                     try await ClassroomPagesWire.labsPage(PageRequest(limit: 10, filters: ListFilters(classID: "999")), d)
                 }
             }

@@ -56,7 +56,7 @@ public struct ClassroomDependencies: Sendable {
     func caller(_ request: Request) async throws -> AuthenticatedUser {
         let user = try await request.authenticatedUser(authenticator)
         guard user.isAdmin || user.classroomsAccess else {
-            throw ServiceFailure(.forbidden, "your account does not have access to the Classrooms extension")
+            throw ClassroomError.noClassroomsAccess
         }
         return user
     }
@@ -107,7 +107,7 @@ enum PathID {
     static func parse(_ context: BasicRequestContext, _ name: String = "id", what: String) throws -> Int64 {
         var text = context.parameters.get(name) ?? ""
         if text.hasSuffix(".json") { text.removeLast(5) }
-        guard let id = Int64(text), id > 0 else { throw ServiceFailure(.notFound, "no such \(what): \(text)") }
+        guard let id = Int64(text), id > 0 else { throw ClassroomError.noSuch(what: what, id: text) }
         return id
     }
 }

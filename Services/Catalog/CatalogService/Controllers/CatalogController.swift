@@ -196,7 +196,7 @@ struct CatalogController: Sendable {
         let name = context.parameters.get("env") ?? ""
         let snapshot = try await snapshots.current()
         guard let environment = snapshot.environment(named: name) else {
-            throw ServiceFailure(.notFound, "Environment does not exist", field: "env")
+            throw CatalogError.environmentDoesNotExist
         }
         let includeSessions = Self.flag(request.query["sessions"])
         let overview = try await sessions.overview(includeSessions)

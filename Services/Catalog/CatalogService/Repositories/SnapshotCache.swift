@@ -20,7 +20,7 @@ public struct SnapshotCache: Sendable {
         let repository = self.repository
         return try await cache.value(for: 0) {
             guard let snapshot = try await repository.snapshot() else {
-                throw ServiceFailure(.unavailable, "the portal has not been loaded yet")
+                throw CatalogError.portalNotLoaded
             }
             return snapshot
         }

@@ -34,7 +34,7 @@ struct ClassesController: Sendable {
     func klass(_ context: BasicRequestContext) async throws -> ClassRecord {
         let id = try PathID.parse(context, what: "class")
         guard let record = try await dependencies.repository.klass(id) else {
-            throw ServiceFailure(.notFound, "no such class: \(id)")
+            throw ClassroomError.noSuchClass("\(id)")
         }
         return record
     }
@@ -77,7 +77,7 @@ struct ClassesController: Sendable {
         guard
             let record = try await dependencies.repository.updateClass(
                 existing.id, actor: Actor(caller), now: now, { try input.apply(to: &$0, creating: false) })
-        else { throw ServiceFailure(.notFound, "no such class: \(existing.id)") }
+        else { throw ClassroomError.noSuchClass("\(existing.id)") }
         context.logger.info("class updated", metadata: ["class": "\(record.id)"])
         dependencies.scheduler.wake()
         return JSONResponse.make(json: representations.klass(record, caller: caller))
@@ -89,7 +89,7 @@ struct ClassesController: Sendable {
         try CoursesController.requireEditor(caller, owner: existing.owner, what: "class")
         switch try await dependencies.repository.deleteClass(existing.id, actor: Actor(caller), now: dependencies.now()) {
         case .notFound:
-            throw ServiceFailure(.notFound, "no such class: \(existing.id)")
+            throw ClassroomError.noSuchClass("\(existing.id)")
         case .deleted:
             context.logger.info("class deleted", metadata: ["class": "\(existing.id)"])
             var gone = existing
@@ -140,7 +140,7 @@ struct ClassesController: Sendable {
             dependencies.scheduler.wake()
             return labs
         case .failure(.classNotFound):
-            throw ServiceFailure(.notFound, "no such class: \(record.id)")
+            throw ClassroomError.noSuchClass("\(record.id)")
         case .failure(.classDeleting):
             throw ServiceFailure(.conflict, "the class is being deleted")
         case .failure(.classEnded):
@@ -195,7 +195,7 @@ struct ClassesController: Sendable {
         let id = try PathID.parse(context, what: "lab")
         guard let lab = try await dependencies.repository.lab(id),
             let record = try await dependencies.repository.klass(lab.classID)
-        else { throw ServiceFailure(.notFound, "no such lab: \(id)") }
+        else { throw ClassroomError.noSuchLab("\(id)") }
         return (lab, record, try await course(of: record))
     }
 
@@ -216,7 +216,7 @@ struct ClassesController: Sendable {
         case .success(let updated):
             return JSONResponse.make(json: await labJSON([updated], course: course)[0])
         case .failure(.notFound):
-            throw ServiceFailure(.notFound, "no such lab: \(lab.id)")
+            throw ClassroomError.noSuchLab("\(lab.id)")
         case .failure(.busy(let state)):
             throw LabBusy(message: "the lab cannot be edited while it is \(state.rawValue); try again shortly")
         case .failure(.classProvisioned):
@@ -234,7 +234,7 @@ struct ClassesController: Sendable {
             dependencies.scheduler.wake()
             return Response(status: .ok)
         case .failure(.notFound), .failure(.classProvisioned):
-            throw ServiceFailure(.notFound, "no such lab: \(lab.id)")
+            throw ClassroomError.noSuchLab("\(lab.id)")
         case .failure(.busy(let state)):
             throw LabBusy(message: "the lab cannot be removed while it is \(state.rawValue); try again shortly")
         }

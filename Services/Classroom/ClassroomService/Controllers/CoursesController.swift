@@ -44,7 +44,7 @@ struct CoursesController: Sendable {
         var id = context.parameters.get("id") ?? ""
         if id.hasSuffix(".json") { id.removeLast(5) }
         guard let template = try await dependencies.templates()[id] else {
-            throw ServiceFailure(.notFound, "no such template: \(id)")
+            throw ClassroomError.noSuchTemplate("\(id)")
         }
         return JSONResponse.make(json: representations.template(template))
     }
@@ -54,7 +54,7 @@ struct CoursesController: Sendable {
     func course(_ context: BasicRequestContext) async throws -> CourseRecord {
         let id = try PathID.parse(context, what: "course")
         guard let course = try await dependencies.repository.course(id) else {
-            throw ServiceFailure(.notFound, "no such course: \(id)")
+            throw ClassroomError.noSuchCourse("\(id)")
         }
         return course
     }
@@ -117,7 +117,7 @@ struct CoursesController: Sendable {
         guard
             let course = try await dependencies.repository.updateCourse(
                 existing.id, actor: Actor(caller), now: dependencies.now(), { try input.apply(to: &$0, creating: false) })
-        else { throw ServiceFailure(.notFound, "no such course: \(existing.id)") }
+        else { throw ClassroomError.noSuchCourse("\(existing.id)") }
         context.logger.info("course updated", metadata: ["course": "\(course.id)"])
         return JSONResponse.make(json: representations.course(course, templates: templates, caller: caller))
     }
@@ -128,7 +128,7 @@ struct CoursesController: Sendable {
         try Self.requireEditor(caller, owner: existing.owner, what: "course")
         switch try await dependencies.repository.deleteCourse(existing.id, actor: Actor(caller), now: dependencies.now()) {
         case .notFound:
-            throw ServiceFailure(.notFound, "no such course: \(existing.id)")
+            throw ClassroomError.noSuchCourse("\(existing.id)")
         case .hasClasses(let count):
             throw ServiceFailure(
                 .conflict, "the course cannot be deleted while it has classes (class_count is \(count))",
@@ -177,7 +177,7 @@ struct CoursesController: Sendable {
             region: templates[course.templateID]?.region ?? "")
         try ClassInput(parameters: parameters, course: course, now: now).apply(to: &draft, creating: true)
         guard let record = try await dependencies.repository.createClass(draft, actor: Actor(caller), now: now) else {
-            throw ServiceFailure(.notFound, "no such course: \(course.id)")
+            throw ClassroomError.noSuchCourse("\(course.id)")
         }
         context.logger.info("class scheduled", metadata: ["class": "\(record.id)", "course": "\(course.id)"])
         dependencies.scheduler.wake()

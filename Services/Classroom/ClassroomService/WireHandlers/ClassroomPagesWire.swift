@@ -176,7 +176,7 @@ enum ClassroomPagesWire {
         guard let text = params.filters.classID else { return (cursor, limit, filter, nil) }
         guard let id = Int64(text) else { throw ServiceFailure(.badRequest, "class_id must be a class id", field: "class_id") }
         guard try await dependencies.repository.klass(id) != nil else {
-            throw ServiceFailure(.notFound, "no such class: \(id)")
+            throw ClassroomError.noSuchClass("\(id)")
         }
         return (cursor, limit, filter, id)
     }

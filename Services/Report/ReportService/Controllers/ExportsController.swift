@@ -54,7 +54,7 @@ struct ExportsController: Sendable {
         switch kind {
         case .courses, .classes, .labs:
             guard user.isAdmin || user.classroomsAccess else {
-                throw ServiceFailure(.forbidden, "your account does not have access to the Classrooms extension")
+                throw ReportError.noClassroomsAccess
             }
         case .audit:
             guard user.isAdmin else { throw ServiceFailure(.forbidden, "only administrators may export the audit trail") }
@@ -160,9 +160,9 @@ struct ExportsController: Sendable {
         // Unknown, another user's, another kind's, or past its retention: all the same 404.
         guard let id = Int64(file), let record = try await dependencies.repository.export(id), record.kind == kind,
             record.ownerID == caller.id || caller.isAdmin
-        else { throw ServiceFailure(.notFound, "no such report: \(file)") }
+        else { throw ReportError.noSuchReport(file) }
         if let expires = record.expiresAt, expires <= dependencies.now() {
-            throw ServiceFailure(.notFound, "no such report: \(file)")
+            throw ReportError.noSuchReport(file)
         }
         if format == .json { return JSONResponse.make(json: json(record)) }
         switch record.state {
@@ -174,7 +174,7 @@ struct ExportsController: Sendable {
             break
         }
         guard let stream = try await dependencies.blobs.read(ExportRunner.blobKey(record.id)) else {
-            throw ServiceFailure(.notFound, "no such report: \(file)")
+            throw ReportError.noSuchReport(file)
         }
         let name = "\(kind.rawValue)-\(record.id).csv"
         var headers: HTTPFields = [:]

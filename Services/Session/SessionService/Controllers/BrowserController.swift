@@ -59,7 +59,7 @@ struct BrowserController: Sendable {
         let name = try Validation.slug(context.parameters.get("session"), field: "session")
         guard let browser = try await dependencies.browserUser(request),
             let session = try await dependencies.sessions.session(named: name), browser.id == session.ownerID
-        else { throw ServiceFailure(.notFound, "no such session: \(name)") }
+        else { throw SessionError.noSuchSession(name, field: false) }
         let active: Bool
         switch request.query["active"]?.lowercased() {
         case nil, "true", "1": active = true

@@ -47,7 +47,7 @@ struct UsersController: Sendable {
         var id = context.parameters.get("id") ?? ""
         if id.hasSuffix(".json") { id.removeLast(5) }
         guard !id.isEmpty, id.allSatisfy(\.isASCII), id.allSatisfy(\.isNumber) else {
-            throw ServiceFailure(.notFound, "no such user: \(id)", field: "id")
+            throw SessionError.noSuchUser(id)
         }
         return id
     }
@@ -107,7 +107,7 @@ struct UsersController: Sendable {
             throw ServiceFailure(.forbidden, "you may read only your own user")
         }
         guard let record = try await dependencies.identity.repository.user(id: id) else {
-            throw ServiceFailure(.notFound, "no such user: \(id)", field: "id")
+            throw SessionError.noSuchUser(id)
         }
         return JSONResponse.make(json: Self.json(record.user, createdAt: record.createdAt))
     }
@@ -121,7 +121,7 @@ struct UsersController: Sendable {
         let id = try Self.id(context)
         let values = try await SkytapParameters.read(&request)
         guard let record = try await dependencies.identity.repository.user(id: id) else {
-            throw ServiceFailure(.notFound, "no such user: \(id)", field: "id")
+            throw SessionError.noSuchUser(id)
         }
         guard let access = try values.bool("classrooms_access") else {
             throw ServiceFailure(.badRequest, "classrooms_access is required (true or false)", field: "classrooms_access")
@@ -135,7 +135,7 @@ struct UsersController: Sendable {
             let updated = try await dependencies.identity.repository.setClassroomsAccess(
                 id: id, to: access, by: caller, now: dependencies.now())
         else {
-            throw ServiceFailure(.notFound, "no such user: \(id)", field: "id")
+            throw SessionError.noSuchUser(id)
         }
         dependencies.authenticator.invalidate { _, user in user.id == id }
         dependencies.outbox.wake()
@@ -151,7 +151,7 @@ struct UsersController: Sendable {
             throw ServiceFailure(.forbidden, "only administrators may make API tokens for other users")
         }
         guard let record = try await dependencies.identity.repository.user(id: id) else {
-            throw ServiceFailure(.notFound, "no such user: \(id)", field: "id")
+            throw SessionError.noSuchUser(id)
         }
         let token = try await dependencies.identity.repository.issueAPIToken(userID: id, now: dependencies.now())
         context.logger.info("API token created", metadata: ["user": "\(record.user.username)"])

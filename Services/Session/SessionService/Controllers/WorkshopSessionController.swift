@@ -31,7 +31,7 @@ struct WorkshopSessionController: Sendable {
         let environmentName = try Validation.slug(context.parameters.get("env"), field: "env")
         let snapshot = try await dependencies.portal.current()
         guard let environment = snapshot.environment(named: environmentName) else {
-            throw ServiceFailure(.notFound, "Environment does not exist", field: "env")
+            throw SessionError.environmentDoesNotExist
         }
         let query = request.query
         guard let indexURL = (query["index_url"] ?? query["redirect_url"]).flatMap({ $0.isEmpty ? nil : $0 }) else {
@@ -71,9 +71,9 @@ struct WorkshopSessionController: Sendable {
         let (outcome, user) = try await dependencies.sessions.allocate(allocation, now: dependencies.now())
         switch outcome {
         case .unavailable:
-            throw ServiceFailure(.unavailable, "No session available")
+            throw SessionError.noSessionAvailable
         case .cannotReacquire:
-            throw ServiceFailure(.unavailable, "Cannot be reacquired")
+            throw SessionError.cannotBeReacquired
         case .allocated(let session, let token, let reused):
             if !reused {
                 dependencies.runtime.wake()
@@ -251,7 +251,7 @@ struct WorkshopSessionController: Sendable {
         let caller = try await dependencies.sessionCaller(request)
         let name = try Validation.slug(context.parameters.get("session"), field: "session")
         guard let session = try await dependencies.sessions.session(named: name), session.state != .stopped else {
-            throw ServiceFailure(.notFound, "no such session: \(name)", field: "session")
+            throw SessionError.noSuchSession(name, field: true)
         }
         guard caller.isRobotOrAdmin || caller.id == session.ownerID else {
             throw ServiceFailure(.forbidden, "Access to session not permitted")
@@ -283,11 +283,11 @@ struct WorkshopSessionController: Sendable {
 
     @Sendable func extend(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let (session, _) = try await permittedSession(request, context: context)
-        guard session.ownerID != nil else { throw ServiceFailure(.badRequest, "Session is not currently in use") }
+        guard session.ownerID != nil else { throw SessionError.sessionNotInUse }
         let settings = try? await dependencies.portal.current().environment(named: session.environment)?.settings
         guard let (updated, extended) = try await dependencies.sessions.extend(
             session.name, settings: settings, now: dependencies.now())
-        else { throw ServiceFailure(.notFound, "no such session: \(session.name)", field: "session") }
+        else { throw SessionError.noSuchSession(session.name, field: true) }
         if extended {
             context.logger.info(
                 "session extended",
@@ -298,9 +298,9 @@ struct WorkshopSessionController: Sendable {
 
     @Sendable func terminate(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let (session, _) = try await permittedSession(request, context: context)
-        guard session.ownerID != nil else { throw ServiceFailure(.badRequest, "Session is not currently in use") }
+        guard session.ownerID != nil else { throw SessionError.sessionNotInUse }
         guard let stopped = try await dependencies.sessions.terminate(session.name, now: dependencies.now()) else {
-            throw ServiceFailure(.notFound, "no such session: \(session.name)", field: "session")
+            throw SessionError.noSuchSession(session.name, field: true)
         }
         dependencies.runtime.wake()
         context.logger.info("session terminated", metadata: ["session": "\(session.name)"])
