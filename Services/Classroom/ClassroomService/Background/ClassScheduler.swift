@@ -22,7 +22,7 @@ public final class ClassScheduler: Service, Sendable {
         public var batch: Int = 200
         /// Calls to session-service in flight at once.
         public var concurrency: Int = 16
-        public var holder: String = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8))"
+        public var holder: String = LeasedLoop.processHolder()
 
         public init() {}
     }

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import ServerKit
 import ServiceLifecycle
+import Storage
 import NIOConcurrencyHelpers
 import Wire
 
@@ -29,7 +30,7 @@ public final class ExportRunner: Service, Sendable {
         /// in all by default).
         public var pageAttempts = 6
         public var retryBase: Duration = .seconds(1)
-        public var holder = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8))"
+        public var holder = LeasedLoop.processHolder()
 
         public init() {}
     }
@@ -46,6 +47,9 @@ public final class ExportRunner: Service, Sendable {
     private let wakeups: [WakeSignal]
     /// A peer refused the larger pages of the row form (it is older than this replica).
     private let rowPagesRefused = NIOLockedValueBox(false)
+    /// Purging expired reports and sending report emails: one replica at a time (`report-housekeeping`), so that an
+    /// email is never sent twice by two replicas.
+    private let housekeepingLoop: LeasedLoop
 
     public init(
         repository: ExportRepository, blobs: any BlobStore, data: DataPeer, mailer: Mailer?, publicURL: String,
@@ -60,6 +64,9 @@ public final class ExportRunner: Service, Sendable {
         self.now = now
         self.logger = logger
         wakeups = (0..<max(1, configuration.workers)).map { _ in WakeSignal() }
+        housekeepingLoop = LeasedLoop(
+            lease: "report-housekeeping", leases: Leases(repository.database), interval: .seconds(5),
+            holder: configuration.holder, failure: "export housekeeping failed", now: now, logger: logger)
     }
 
     static func blobKey(_ id: Int64) -> String { "export-\(id)" }
@@ -98,14 +105,9 @@ public final class ExportRunner: Service, Sendable {
     }
 
     private func housekeeping() async {
-        while !stopping {
-            do {
-                try await purge()
-                try await sendEmails()
-            } catch {
-                logger.warning("export housekeeping failed", metadata: ["error": "\(error)"])
-            }
-            try? await Task.sleep(for: .seconds(5))
+        await housekeepingLoop.run { [self] in
+            try await purge()
+            try await sendEmails()
         }
     }
 

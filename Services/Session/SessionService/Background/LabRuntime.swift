@@ -21,7 +21,7 @@ public final class LabRuntime: Service, Sendable {
         public var interval: Duration = .seconds(1)
         public var concurrency: Int = 16
         public var leaseTTL: Duration = .seconds(15)
-        public var holder: String = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8))"
+        public var holder: String = LeasedLoop.processHolder()
 
         public init() {}
     }
