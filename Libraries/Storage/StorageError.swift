@@ -1,3 +1,4 @@
+import Foundation
 import PostgresNIO
 import SQLiteNIO
 
@@ -26,6 +27,16 @@ extension StorageError {
     where T.RawValue: CustomStringConvertible {
         guard let value = T(rawValue: raw) else { throw StorageError.unknownValue(column: column, value: raw.description) }
         return value
+    }
+
+    /// A JSON column read as `T`; text that does not read throws `unknownValue` (never an empty default, which would
+    /// be written back over what was stored).
+    public static func json<T: Decodable>(_ type: T.Type, _ text: String, column: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(text.utf8))
+        } catch {
+            throw StorageError.unknownValue(column: column, value: String(text.prefix(200)))
+        }
     }
 
     /// Whether `error` is the database refusing a row whose unique key another row already has (SQLite's UNIQUE or

@@ -23,7 +23,7 @@ struct WireMessageTests {
     @Test("every method has a sample and golden files")
     func everyMethodIsCovered() throws {
         let sampled = Set(WireMessageSamples.all.map(\.method))
-        // labs.rows answers a RowPage (RowPageTests hold its JSON); its params are labs.page's.
+        // labs.rows answers a RowPage, written by hand (its own test below).
         #expect(sampled.union([LabRows.name]) == Set(WireMethods.names))
         for sample in WireMessageSamples.all {
             _ = try Self.fixture("\(sample.method).params")
@@ -60,5 +60,18 @@ struct WireMessageTests {
         let (params, result) = try sample.decodesTo(
             WireJSON.decoder, try widened(Self.fixture("\(method).params")), try widened(Self.fixture("\(method).result")))
         #expect(params && result)
+    }
+
+    /// `labs.rows` is written and read by hand: its golden files are checked against `RowPage`, and its params are
+    /// `labs.page`'s.
+    @Test("labs.rows keeps its golden JSON")
+    func labRows() throws {
+        let params = try WireJSON.decoder.decode(LabRows.Params.self, from: try Self.fixture("labs.rows.params"))
+        #expect(try Self.canonical(WireJSON.encoder.encode(params)) == Self.canonical(Self.fixture("labs.rows.params")))
+        let golden = try Self.fixture("labs.rows.result")
+        let page = try RowPage(json: golden)
+        #expect(page == RowPage(Page(items: [WireMessageSamples.lab], nextCursor: "9")))
+        #expect(try Self.canonical(Data(page.json())) == Self.canonical(golden))
+        #expect(try page.items(of: LabItem.self).items == [WireMessageSamples.lab])
     }
 }

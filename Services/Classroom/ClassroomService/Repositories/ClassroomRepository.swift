@@ -158,7 +158,7 @@ public struct ClassroomRepository: Sendable {
             description: try row.decode(column: "description", as: String.self),
             templateID: try row.decode(column: "template_id", as: String.self),
             maxLabs: try row.decode(column: "max_labs", as: Int.self),
-            vmAccess: (try? JSONDecoder().decode([VMAccess].self, from: Data(access.utf8))) ?? [],
+            vmAccess: try StorageError.json([VMAccess].self, access, column: "vm_access"),
             anonymousSmartRDP: try row.decode(column: "anonymous_smart_rdp", as: Bool.self),
             ssoRequired: try row.decode(column: "sso_required", as: Bool.self),
             supportURL: try row.decode(column: "support_url", as: String?.self),

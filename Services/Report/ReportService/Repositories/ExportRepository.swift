@@ -16,7 +16,7 @@ public struct ExportRepository: Sendable {
             kind: try row.decodeEnum(column: "kind", as: ExportKind.self),
             ownerID: try row.decode(column: "owner_id", as: String.self),
             ownerEmail: try row.decode(column: "owner_email", as: String.self),
-            filters: (try? JSONDecoder().decode(ExportFilters.self, from: Data(filters.utf8))) ?? ExportFilters(),
+            filters: try StorageError.json(ExportFilters.self, filters, column: "filters"),
             notifyByEmail: try row.decode(column: "notify_by_email", as: Bool.self),
             state: try row.decodeEnum(column: "state", as: ExportState.self),
             rows: try row.decode(column: "rows", as: Int.self),

@@ -479,11 +479,7 @@ extension SessionRepository {
 
     /// The stored parameters (JSON); a value that does not read throws rather than losing the parameters.
     static func decodeParameters(_ text: String) throws -> [RequestParameter] {
-        do {
-            return try JSONDecoder().decode([RequestParameter].self, from: Data(text.utf8))
-        } catch {
-            throw StorageError.unknownValue(column: "parameters", value: String(text.prefix(200)))
-        }
+        try StorageError.json([RequestParameter].self, text, column: "parameters")
     }
 }
 
