@@ -40,11 +40,15 @@ public struct OutboxStore: Sendable {
     }
 
     /// Adds a message inside the caller's transaction (or on its own). `seq` follows the order of insertion, so
-    /// messages of one instant keep the order they happened in.
+    /// messages of one instant keep the order they happened in. A destination or label given to a table without
+    /// that column is a misuse (it would be dropped silently).
     public func enqueue(
         id: String, payload: String, destination: String? = nil, label: String? = nil, at time: Date,
         on db: (any SQLDatabase)? = nil
     ) async throws {
+        guard (destination == nil || table.destination != nil) && (label == nil || table.label != nil) else {
+            throw StorageError.misuse("\(table.name) has no column for a message's destination or label")
+        }
         let db = db ?? database.sql
         var columns = ["id", "seq", "payload", "attempts", "next_attempt_at", "created_at"]
         var values: [any SQLExpression] = [SQLBind(id), SQLRaw("COALESCE(MAX(seq), 0) + 1"), SQLBind(payload), SQLBind(0),

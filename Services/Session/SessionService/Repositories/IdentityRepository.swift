@@ -183,7 +183,7 @@ public struct IdentityRepository: Sendable {
             let activity = AuditActivities.classroomsAccess(of: before, to: value, by: actor, now: now)
             try await OutboxStore(database: database, table: SessionTables.auditOutbox).enqueue(
                 id: activity.id, payload: String(decoding: try JSONEncoder().encode(activity), as: UTF8.self),
-                label: activity.activity, at: activity.at, on: db)
+                at: activity.at, on: db)
             var after = before
             after.classroomsAccess = value
             return after
