@@ -91,10 +91,21 @@ public struct BootstrapCredentials: Sendable, Equatable {
             LABPORTAL_ROBOT_CLIENT_SECRET=\(credentials.robotClientSecret)
 
             """
+        // Written whole to a private file beside it, then linked into place: the link fails if the file exists, so
+        // of replicas that start together exactly one writes it, and the others read what that one wrote, complete.
         let url = URL(fileURLWithPath: path)
+        let draft = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+        guard FileManager.default.createFile(atPath: draft.path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
         else { throw ConfigurationError(key: "credentials.file", problem: "cannot write \(path)") }
+        defer { try? FileManager.default.removeItem(at: draft) }
+        do {
+            try FileManager.default.linkItem(at: draft, to: url)
+        } catch where FileManager.default.fileExists(atPath: path) {
+            return try parse(String(contentsOfFile: path, encoding: .utf8), path: path)
+        } catch {
+            throw ConfigurationError(key: "credentials.file", problem: "cannot write \(path): \(error)")
+        }
         logger.notice("generated admin and robot credentials", metadata: ["file": "\(path)"])
         return credentials
     }
@@ -123,28 +134,36 @@ public struct BootstrapCredentials: Sendable, Equatable {
     }
 
     /// Creates the admin and robot users and the robot's OAuth client if they do not exist yet; the API token and
-    /// client secret of the file are (re)registered so that the file always works.
+    /// client secret of the file are (re)registered so that the file always works. Replicas that start together on
+    /// one database all run this: a user another replica made first is taken as it is, never an error.
     public func apply(to repository: IdentityRepository, now: Date, logger: Logger) async throws {
-        let admin: AuthenticatedUser
-        if let existing = try await repository.user(username: adminUser) {
-            admin = existing.user
-        } else {
-            admin = try await repository.createUser(
-                .init(
-                    username: adminUser, firstName: "LabPortal", lastName: "Admin", role: .admin,
-                    classroomsAccess: true, userManager: true, passwordHash: try Secrets.hashPassword(adminPassword)),
-                now: now)
-            logger.notice("created the admin user", metadata: ["user": "\(adminUser)"])
-        }
+        let admin = try await Self.ensureUser(
+            .init(
+                username: adminUser, firstName: "LabPortal", lastName: "Admin", role: .admin,
+                classroomsAccess: true, userManager: true, passwordHash: try Secrets.hashPassword(adminPassword)),
+            in: repository, now: now, logger: logger)
         try await repository.ensureAPIToken(adminAPIToken, userID: admin.id, now: now)
-        if try await repository.user(username: robotUser) == nil {
-            _ = try await repository.createUser(
-                .init(
-                    username: robotUser, firstName: "LabPortal", lastName: "Robot", role: .robot,
-                    passwordHash: try Secrets.hashPassword(robotPassword)),
-                now: now)
-            logger.notice("created the robot user", metadata: ["user": "\(robotUser)"])
-        }
+        _ = try await Self.ensureUser(
+            .init(
+                username: robotUser, firstName: "LabPortal", lastName: "Robot", role: .robot,
+                passwordHash: try Secrets.hashPassword(robotPassword)),
+            in: repository, now: now, logger: logger)
         try await repository.ensureClient(id: robotClientID, secret: robotClientSecret, name: robotUser, now: now)
+    }
+
+    /// The user named `new.username`: the one that exists, or `new` created now. A conflict means another replica
+    /// created it between our read and our insert; the user it made is the answer.
+    static func ensureUser(_ new: IdentityRepository.NewUser, in repository: IdentityRepository, now: Date, logger: Logger) async throws
+        -> AuthenticatedUser
+    {
+        if let existing = try await repository.user(username: new.username) { return existing.user }
+        do {
+            let made = try await repository.createUser(new, now: now)
+            logger.notice("created the \(new.role.rawValue) user", metadata: ["user": "\(new.username)"])
+            return made
+        } catch let failure as ServiceFailure where failure.kind == .conflict {
+            guard let existing = try await repository.user(username: new.username) else { throw failure }
+            return existing.user
+        }
     }
 }
