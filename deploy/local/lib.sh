@@ -57,3 +57,70 @@ labportal_wait_http() {
   done
   return 1
 }
+
+# --- Replicas and the managed PostgreSQL of deploy/local/{up,down,status} ------------------------------------------
+
+labportal_services=(catalog session classroom report)
+
+# The replica count of SERVICE from LABPORTAL_REPLICAS: one number for every service ("2"), or per service
+# ("session=3,catalog=2"; the others 1). Fails with a message naming the rule on anything else.
+labportal_replicas() {
+  local service=$1 spec=${LABPORTAL_REPLICAS:-1} item name count found=1
+  if [[ $spec =~ ^[0-9]+$ ]]; then
+    count=$spec
+  else
+    count=1
+    IFS=',' read -ra items <<< "$spec"
+    for item in "${items[@]}"; do
+      item=${item// /}
+      [ -z "$item" ] && continue
+      [[ $item =~ ^([a-z]+)=([0-9]+)$ ]] || {
+        labportal_log "LABPORTAL_REPLICAS: '$item' is not SERVICE=COUNT (for example session=3,catalog=2)"; return 64; }
+      name=${BASH_REMATCH[1]}
+      [[ " ${labportal_services[*]} " == *" $name "* ]] || {
+        labportal_log "LABPORTAL_REPLICAS: unknown service '$name' (catalog, session, classroom, report)"; return 64; }
+      [ "$name" = "$service" ] && count=${BASH_REMATCH[2]}
+    done
+  fi
+  if [ "$count" -lt 1 ] || [ "$count" -gt 40 ]; then
+    labportal_log "LABPORTAL_REPLICAS: $service: $count replicas; between 1 and 40"; return 64
+  fi
+  echo "$count"
+}
+
+# Ports of replica R (1-based) of SERVICE, from LABPORTAL_PORT_BASE: HTTP base+i+10*(R-1), wire 1000 above
+# (i = 1..4 for catalog, session, classroom, report). Replica 1 keeps the ports of a single-replica stack.
+labportal_index() { local i; for i in "${!labportal_services[@]}"; do [ "${labportal_services[$i]}" = "$1" ] && echo $((i + 1)); done; }
+labportal_http_port() { echo $(( ${LABPORTAL_PORT_BASE:-8100} + $(labportal_index "$1") + 10 * ($2 - 1) )); }
+labportal_wire_port() { echo $(( ${LABPORTAL_PORT_BASE:-8100} + 1000 + $(labportal_index "$1") + 10 * ($2 - 1) )); }
+
+# The run-file stem of replica R: "session-service" for the first, "session-service-2" for the others.
+labportal_replica_name() { if [ "$2" = 1 ]; then echo "$1-service"; else echo "$1-service-$2"; fi; }
+
+labportal_running() { local pidfile=$1; [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+
+# The managed PostgreSQL lives in $home/postgres, or, when run as root, in a directory the postgres user may enter
+# (a root-owned home such as /root/... or a mktemp directory is not one); $home/postgres/location says where.
+labportal_pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+labportal_pg_as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+labportal_pg_dir() {
+  local home=$1
+  if [ -s "$home/postgres/location" ]; then cat "$home/postgres/location"; return; fi
+  if [ "$(id -u)" = 0 ]; then
+    echo "/var/lib/labportal/$(printf '%s' "$home" | sha256sum | cut -c1-16)"
+  else
+    echo "$home/postgres"
+  fi
+}
+labportal_pg_port() { echo $(( ${LABPORTAL_PORT_BASE:-8100} + 1900 )); }
+labportal_pg_managed() { [ -s "$1/postgres/url" ]; }
+
+# Stops the managed PostgreSQL of HOME, if it runs.
+labportal_pg_stop() {
+  local home=$1 dir pgbin
+  labportal_pg_managed "$home" || return 0
+  dir=$(labportal_pg_dir "$home")
+  pgbin=$(labportal_pg_bin)
+  [ -f "$dir/data/postmaster.pid" ] || return 0
+  labportal_pg_as_owner "$pgbin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null && labportal_log "stopped PostgreSQL"
+}

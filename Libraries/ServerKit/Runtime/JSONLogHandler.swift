@@ -9,10 +9,12 @@ public struct JSONLogHandler: LogHandler {
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
     private let service: String
+    private let replica: String?
 
-    public init(label: String, service: String) {
+    public init(label: String, service: String, replica: String? = nil) {
         self.label = label
         self.service = service
+        self.replica = replica
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -39,6 +41,7 @@ public struct JSONLogHandler: LogHandler {
         fields["ts"] = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
         fields["level"] = level.rawValue
         fields["service"] = service
+        if let replica { fields["replica"] = replica }
         fields["msg"] = message.description
         fields["source"] = source
         guard var data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes])
@@ -59,11 +62,11 @@ public struct JSONLogHandler: LogHandler {
 
 public enum LoggingSetup {
     /// Bootstraps swift-log once per process, for the given service.
-    public static func bootstrap(service: String, format: LogFormat, level: Logger.Level) {
+    public static func bootstrap(service: String, format: LogFormat, level: Logger.Level, replica: String? = nil) {
         LoggingSystem.bootstrap { label in
             var handler: any LogHandler
             switch format {
-            case .json: handler = JSONLogHandler(label: label, service: service)
+            case .json: handler = JSONLogHandler(label: label, service: service, replica: replica)
             case .text: handler = StreamLogHandler.standardError(label: label)
             }
             handler.logLevel = level

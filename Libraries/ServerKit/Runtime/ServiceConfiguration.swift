@@ -149,6 +149,10 @@ public struct ServiceConfiguration: Sendable {
     /// Every peer this service may call, with its endpoints.
     public var peers: [ServiceName: [WireEndpoint]]
     public var peerDeadline: Duration
+    /// This replica's name: the `replica` label of its metrics and a field of its logs.
+    public var replica: String
+    /// `/readyz` says not ready while a request has been in flight longer than this.
+    public var stuckRequestAfter: Duration
 
     /// The default ports of DESIGN §7: HTTP 8101–8104, wire 9101–9104.
     public static func defaultPorts(_ name: ServiceName) -> (http: Int, wire: Int) {
@@ -172,6 +176,7 @@ public struct ServiceConfiguration: Sendable {
             "log.level": "info",
             "log.format": "json",
             "peers.deadline_ms": "5000",
+            "http.stuck_request_s": "30",
         ]
         for peer in peers {
             defaults["peers.\(peer.rawValue)"] = .init(.string("127.0.0.1:\(defaultPorts(peer).wire)"), isSecret: false)
@@ -220,6 +225,8 @@ public struct ServiceConfiguration: Sendable {
         }
         self.peers = peerEndpoints
         peerDeadline = .milliseconds(try reader.requireInt("peers.deadline_ms", in: 1...600_000))
+        replica = reader.optionalString("replica") ?? ProcessInfo.processInfo.hostName
+        stuckRequestAfter = .seconds(try reader.requireInt("http.stuck_request_s", in: 1...3600))
     }
 }
 

@@ -22,7 +22,8 @@ public enum ServiceLauncher {
             exit(78)  // EX_CONFIG
         }
         LoggingSetup.bootstrap(
-            service: spec.name.executableName, format: configuration.logFormat, level: configuration.logLevel)
+            service: spec.name.executableName, format: configuration.logFormat, level: configuration.logLevel,
+            replica: configuration.replica)
         _ = MetricsSetup.registry
         let logger = Logger(label: spec.name.executableName)
         do {

@@ -89,8 +89,12 @@ public struct ServiceRuntime: Sendable {
     ) throws -> ServiceGroup {
         let name = spec.name.rawValue
         let router = ServiceRouter.make(service: name)
-        HealthController(service: name, database: database, peers: peers, registry: MetricsSetup.registry)
-            .addRoutes(to: router)
+        let watchdog = RequestWatchdog(stuckAfter: configuration.stuckRequestAfter)
+        router.middlewares.add(RequestWatchdogMiddleware(watchdog: watchdog))
+        HealthController(
+            service: name, database: database, peers: peers, registry: MetricsSetup.registry, watchdog: watchdog,
+            replica: configuration.replica
+        ).addRoutes(to: router)
         routes(router)
 
         var wireConfiguration = WireServerConfiguration(
