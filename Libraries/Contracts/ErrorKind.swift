@@ -26,6 +26,10 @@ public enum ErrorKind: String, Codable, Sendable, CaseIterable {
     case unavailable
     /// The call's deadline passed before it finished (HTTP 504, wire -32005).
     case deadlineExceeded = "deadline_exceeded"
+    /// The path exists, but not with this method (HTTP 405, with `Allow`). REST only.
+    case methodNotAllowed = "method_not_allowed"
+    /// The request body is larger than the endpoint takes (HTTP 413). REST only.
+    case tooLarge = "too_large"
     /// A bug. Logged at error level; the message sent out is generic (HTTP 500, wire -32603).
     case `internal`
 

@@ -19,6 +19,8 @@ extension ErrorKind {
         case .rateLimited: .tooManyRequests
         case .unavailable: .serviceUnavailable
         case .deadlineExceeded: .gatewayTimeout
+        case .methodNotAllowed: .methodNotAllowed
+        case .tooLarge: .contentTooLarge
         case .internal, .methodNotFound: .internalServerError
         }
     }
@@ -34,7 +36,8 @@ extension ErrorKind {
         case .deadlineExceeded: .deadlineExceeded
         case .internal: .internal
         case .parseError: .parseError
-        case .invalidRequest: .invalidRequest
+        case .invalidRequest, .methodNotAllowed: .invalidRequest
+        case .tooLarge: .invalidParams
         case .methodNotFound: .methodNotFound
         }
     }
@@ -45,7 +48,9 @@ extension ErrorKind {
         case 401: self = .unauthenticated
         case 403: self = .forbidden
         case 404: self = .notFound
+        case 405: self = .methodNotAllowed
         case 409: self = .conflict
+        case 413: self = .tooLarge
         case 422: self = .invalid
         case 423: self = .locked
         case 429: self = .rateLimited

@@ -74,6 +74,12 @@ public struct SkytapParameters: Sendable, Equatable {
                 }
             }
         }
+        for name in values.keys.sorted() {
+            try TextRules.refuseNUL(name, field: name)
+            if let path = values[name]!.pathOfNUL(name) {
+                throw ServiceFailure(.invalid, "\(path) must not contain the NUL character (U+0000)", field: path)
+            }
+        }
         return SkytapParameters(values)
     }
 

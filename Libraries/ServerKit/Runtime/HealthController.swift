@@ -24,7 +24,7 @@ public struct HealthController<Context: RequestContext>: Sendable {
         var error: String?
     }
 
-    public func addRoutes(to router: Router<Context>) {
+    public func addRoutes(to router: some RouterMethods<Context>) {
         router.get("healthz") { _, _ in
             JSONResponse.make(Status(status: "ok", service: service, checks: [:], error: nil))
         }

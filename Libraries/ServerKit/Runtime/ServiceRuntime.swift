@@ -58,7 +58,7 @@ public struct ServiceRuntime: Sendable {
     /// Runs the service until SIGTERM/SIGINT (or the task is cancelled): migrates, then serves REST and wire;
     /// on shutdown stops HTTP and wire from taking new work, drains what is in flight, closes peers and database.
     public func run(
-        routes: @escaping @Sendable (Router<BasicRequestContext>) -> Void,
+        routes: @escaping @Sendable (ServiceRoutes) -> Void,
         wire: WireRouter,
         background: [any Service] = [],
         prepare: (@Sendable (Database) async throws -> Void)? = nil,
@@ -81,7 +81,7 @@ public struct ServiceRuntime: Sendable {
     }
 
     private func makeGroup(
-        routes: @escaping @Sendable (Router<BasicRequestContext>) -> Void,
+        routes: @escaping @Sendable (ServiceRoutes) -> Void,
         wire: WireRouter,
         background: [any Service],
         prepare: (@Sendable (Database) async throws -> Void)?,
@@ -91,11 +91,12 @@ public struct ServiceRuntime: Sendable {
         let router = ServiceRouter.make(service: name)
         let watchdog = RequestWatchdog(stuckAfter: configuration.stuckRequestAfter)
         router.middlewares.add(RequestWatchdogMiddleware(watchdog: watchdog))
+        let serviceRoutes = ServiceRoutes(router)
         HealthController(
             service: name, database: database, peers: peers, registry: MetricsSetup.registry, watchdog: watchdog,
             replica: configuration.replica
-        ).addRoutes(to: router)
-        routes(router)
+        ).addRoutes(to: serviceRoutes)
+        routes(serviceRoutes)
 
         var wireConfiguration = WireServerConfiguration(
             host: configuration.wireHost, port: configuration.wirePort,

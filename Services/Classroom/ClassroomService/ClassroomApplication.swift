@@ -47,7 +47,7 @@ public enum ClassroomApplication {
             settings: settings, now: now, logger: logger)
     }
 
-    public static func addRoutes(to router: Router<BasicRequestContext>, dependencies: ClassroomDependencies) {
+    public static func addRoutes(to router: some RouterMethods<BasicRequestContext>, dependencies: ClassroomDependencies) {
         CoursesController(dependencies: dependencies).addRoutes(to: router)
         ClassesController(dependencies: dependencies).addRoutes(to: router)
         ClassPagesController(dependencies: dependencies).addRoutes(to: router)

@@ -61,7 +61,7 @@ public enum ReportApplication {
             publicURL: base, maximumUnfinished: maximumUnfinished, now: now, logger: logger)
     }
 
-    public static func addRoutes(to router: Router<BasicRequestContext>, dependencies: ReportDependencies) {
+    public static func addRoutes(to router: some RouterMethods<BasicRequestContext>, dependencies: ReportDependencies) {
         ExportsController(dependencies: dependencies).addRoutes(to: router)
     }
 }

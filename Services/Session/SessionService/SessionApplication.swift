@@ -75,7 +75,7 @@ public enum SessionApplication {
             now: now, logger: logger)
     }
 
-    public static func addRoutes(to router: Router<BasicRequestContext>, dependencies: SessionDependencies) {
+    public static func addRoutes(to router: some RouterMethods<BasicRequestContext>, dependencies: SessionDependencies) {
         OAuthController(dependencies: dependencies).addRoutes(to: router)
         WorkshopSessionController(dependencies: dependencies).addRoutes(to: router)
         BrowserController(dependencies: dependencies).addRoutes(to: router)

@@ -14,7 +14,7 @@ struct CatalogController: Sendable {
     let reload: @Sendable (String) async throws -> ApplyResult
     let rendered = RenderedCatalog()
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: some RouterMethods<BasicRequestContext>) {
         router.get("/workshops/catalog/environments", use: environments)
         router.get("/workshops/catalog/workshops", use: workshops)
         router.get("/workshops/environment/:env/status", use: status)

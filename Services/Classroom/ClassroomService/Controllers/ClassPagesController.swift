@@ -12,7 +12,7 @@ struct ClassPagesController: Sendable {
     let dependencies: ClassroomDependencies
     var representations: Representations { Representations(dependencies.settings) }
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: some RouterMethods<BasicRequestContext>) {
         router.get("/instructor/:id", use: instructor)
         router.get("/desktops/:token", use: desktop)
         router.post("/desktops/:token", use: unlock)

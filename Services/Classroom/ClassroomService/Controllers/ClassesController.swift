@@ -9,7 +9,7 @@ struct ClassesController: Sendable {
     let dependencies: ClassroomDependencies
     var representations: Representations { Representations(dependencies.settings) }
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: some RouterMethods<BasicRequestContext>) {
         for path in ["/v2/classes", "/v2/classes.json"] { router.get(RouterPath(path), use: list) }
         router.get("/v2/classes/:id", use: show)
         router.put("/v2/classes/:id", use: update)
@@ -72,6 +72,15 @@ struct ClassesController: Sendable {
         guard !existing.deleting else { throw ServiceFailure(.conflict, "the class is being deleted") }
         let course = try await course(of: existing)
         let parameters = try await SkytapParameters.read(&request)
+        // A class stays in the course it was made in: another course_id is refused, never ignored.
+        if parameters.has("course_id"), !parameters.isNull("course_id") {
+            let given = try parameters.string("course_id")?.trimmingCharacters(in: .whitespaces)
+            guard given == String(existing.courseID) else {
+                throw ServiceFailure(
+                    .invalid, "course_id cannot be changed: a class stays in course \(existing.courseID)",
+                    field: "course_id")
+            }
+        }
         let now = dependencies.now()
         let input = ClassInput(parameters: parameters, course: course, now: now)
         guard

@@ -9,7 +9,7 @@ struct CoursesController: Sendable {
     let dependencies: ClassroomDependencies
     var representations: Representations { Representations(dependencies.settings) }
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: some RouterMethods<BasicRequestContext>) {
         for path in ["/v2/templates", "/v2/templates.json"] { router.get(RouterPath(path), use: templates) }
         router.get("/v2/templates/:id", use: template)
         for path in ["/v2/courses", "/v2/courses.json"] {

@@ -25,7 +25,7 @@ public struct ReportDependencies: Sendable {
 struct ExportsController: Sendable {
     let dependencies: ReportDependencies
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: some RouterMethods<BasicRequestContext>) {
         for path in ["/v2/courses/exports", "/v2/courses/exports.json"] {
             router.post(RouterPath(path)) { request, context in try await create(.courses, request, context) }
         }

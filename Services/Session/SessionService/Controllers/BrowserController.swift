@@ -9,7 +9,7 @@ import ServerKit
 struct BrowserController: Sendable {
     let dependencies: SessionDependencies
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: some RouterMethods<BasicRequestContext>) {
         router.get("/workshops/session/:session", use: page)
         router.get("/workshops/session/:session/delete", use: delete)
         router.post("/workshops/session/:session/activity", use: activity)

@@ -11,7 +11,7 @@ import ServerKit
 struct OAuthController: Sendable {
     let dependencies: SessionDependencies
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: some RouterMethods<BasicRequestContext>) {
         router.post("/oauth2/token", use: token)
         router.post("/oauth2/revoke-token", use: revoke)
     }

@@ -10,7 +10,7 @@ import ServerKit
 struct UsersController: Sendable {
     let dependencies: SessionDependencies
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: some RouterMethods<BasicRequestContext>) {
         router.post("/users", use: create)
         router.post("/users.json", use: create)
         router.get("/users", use: list)

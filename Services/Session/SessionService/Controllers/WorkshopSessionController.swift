@@ -10,7 +10,7 @@ import ServerKit
 struct WorkshopSessionController: Sendable {
     let dependencies: SessionDependencies
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: some RouterMethods<BasicRequestContext>) {
         router.get("/workshops/environment/:env/request", use: requestSession)
         router.post("/workshops/environment/:env/request", use: requestSession)
         router.get("/workshops/session/:session/activate", use: activate)
@@ -33,7 +33,7 @@ struct WorkshopSessionController: Sendable {
         guard let environment = snapshot.environment(named: environmentName) else {
             throw SessionError.environmentDoesNotExist
         }
-        let query = request.query
+        let query = try request.query.refusingNUL()
         guard let indexURL = (query["index_url"] ?? query["redirect_url"]).flatMap({ $0.isEmpty ? nil : $0 }) else {
             throw ServiceFailure(.badRequest, "Need redirect URL for workshop index", field: "index_url")
         }
