@@ -75,3 +75,40 @@ struct NginxRoutingTests {
         }
     }
 }
+
+@Suite("nginx's own errors", .serialized)
+struct NginxErrorTests {
+    @Test("errors nginx answers itself are the JSON error body with the request id: bad path, large body, no upstream, unknown path")
+    func jsonErrors() async throws {
+        guard let nginx = NginxProxy.binary else {
+            #expect(!NginxProxy.required, "nginx is required in this run but is missing")
+            return
+        }
+        // No service is started: every upstream refuses the connection.
+        try await LocalStack.with { stack in
+            let proxy = try await NginxProxy(stack: stack, binary: nginx)
+            defer { proxy.stop() }
+            let cases: [(String, String, Data?, Int, String)] = [
+                ("GET", "/v2/classes/%00.json", nil, 400, "bad_request"),
+                ("POST", "/v2/courses.json", Data(count: 3 << 20), 413, "too_large"),
+                ("GET", "/workshops/catalog/environments/", nil, 503, "unavailable"),
+                ("GET", "/nowhere/at/all", nil, 404, "not_found"),
+            ]
+            for (method, path, body, status, kind) in cases {
+                let answer = try await httpRequest(
+                    method, "\(proxy.base)\(path)", headers: ["X-Request-Id": "req-\(status)"], body: body)
+                #expect(answer.status == status, "\(method) \(path): \(answer.status) \(answer.text)")
+                #expect(answer.header("Content-Type")?.hasPrefix("application/json") == true, "\(path): \(answer.text)")
+                #expect(answer.json?["kind"] as? String == kind, "\(path): \(answer.text)")
+                // A request line nginx cannot read is refused before its headers are read: it gets nginx's own id.
+                let id = status == 400 ? try #require(answer.header("X-Request-Id")) : "req-\(status)"
+                #expect(answer.json?["request_id"] as? String == id, "\(path): \(answer.text)")
+                #expect(answer.header("X-Request-Id") == id)
+            }
+            // An id that is not a plain token is replaced, so that it cannot break the JSON it is echoed in.
+            let odd = try await httpRequest("GET", "\(proxy.base)/nowhere", headers: ["X-Request-Id": #"a"b"#])
+            let id = try #require(odd.json?["request_id"] as? String)
+            #expect(id != #"a"b"# && !id.isEmpty)
+        }
+    }
+}
