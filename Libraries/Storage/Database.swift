@@ -28,6 +28,9 @@ public struct DatabaseConfiguration: Sendable, Equatable {
     public var schema: String
     /// PostgreSQL: the most connections this process opens.
     public var maxConnections: Int
+    /// PostgreSQL: the longest a statement, or a transaction with all its statements, may take before its connection
+    /// is closed and the caller gets `DatabaseTimeout` (migrations at start get an hour).
+    public var timeout: Duration = .seconds(30)
     /// SQLite: `full` (the default) syncs the WAL on every commit, so a commit survives a power cut; `normal`
     /// syncs at checkpoints only: a commit survives a crash of the process, but the last ones may be lost to a
     /// power cut or an OS crash. Several times more commits per second on slow disks.
@@ -123,12 +126,18 @@ public final class Database: Service, Sendable {
                     "db.schema must be a lowercase SQL identifier (letters, digits, _), got '\(configuration.schema)'")
             }
             var clientConfiguration = try PostgresURL(url).configuration
-            clientConfiguration.options.additionalStartupParameters = [("search_path", configuration.schema)]
+            // The server cancels a statement past the limit itself (57014), and keeps the connection; the adapter's
+            // own guard, a little longer, is for a connection that cannot answer at all.
+            let limitMS = configuration.timeout.components.seconds * 1000 + configuration.timeout.components.attoseconds / 1_000_000_000_000_000
+            clientConfiguration.options.additionalStartupParameters = [
+                ("search_path", configuration.schema), ("statement_timeout", String(limitMS)),
+            ]
             clientConfiguration.options.maximumConnections = max(2, configuration.maxConnections)
             clientConfiguration.options.connectTimeout = .seconds(5)
             let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
             let database = PostgresClientDatabase(
-                client: client, logger: logger, eventLoop: MultiThreadedEventLoopGroup.singleton.any())
+                client: client, logger: logger, eventLoop: MultiThreadedEventLoopGroup.singleton.any(),
+                timeout: configuration.timeout + .seconds(5))
             logger.info(
                 "database configured",
                 metadata: ["backend": "postgres", "schema": "\(configuration.schema)",
@@ -196,7 +205,9 @@ public final class Database: Service, Sendable {
             do {
                 result = try await body(session)
             } catch {
-                await self.rollback(session)
+                // On a connection that is gone there is no transaction left to roll back, and a ROLLBACK sent there
+                // may never be answered; the adapter closes it.
+                if !PostgresClientDatabase.connectionGone(error) { await self.rollback(session) }
                 throw error
             }
             do {
@@ -204,7 +215,7 @@ public final class Database: Service, Sendable {
                 // inside an open transaction (on SQLite, the only connection).
                 try await Task { try await session.raw("COMMIT").run() }.value
             } catch {
-                await self.rollback(session)
+                if !PostgresClientDatabase.connectionGone(error) { await self.rollback(session) }
                 throw error
             }
             return result

@@ -70,6 +70,11 @@ public enum WireErrorMapping {
         if let error = error as? any KindedError {
             return WireError(error.kind.wireCode, error.publicMessage, kind: error.kind.rawValue, field: error.field)
         }
+        if StorageError.databaseUnavailable(error) {
+            return WireError(
+                ErrorKind.unavailable.wireCode, "the database is not reachable right now; try again shortly",
+                kind: ErrorKind.unavailable.rawValue)
+        }
         return nil
     }
 }

@@ -2,6 +2,7 @@ import Contracts
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Storage
 import Logging
 import Wire
 
@@ -43,6 +44,10 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             if error.status.code >= 500 {
                 context.logger.error("request failed", metadata: ["error": "\(error)"])
             }
+        case _ where StorageError.databaseUnavailable(error):
+            context.logger.warning("database unavailable", metadata: ["error": "\(error)"])
+            kind = .unavailable
+            message = "the database is not reachable right now; try again shortly"
         default:
             if let response = error as? any HTTPResponseError, response.status.code < 500 {
                 kind = ErrorKind(status: response.status)

@@ -153,6 +153,9 @@ public struct ServiceConfiguration: Sendable {
     public var replica: String
     /// `/readyz` says not ready while a request has been in flight longer than this.
     public var stuckRequestAfter: Duration
+    /// How long SIGTERM waits for work in flight to finish before it is cancelled (5 s more at most, then the process
+    /// ends whatever holds it).
+    public var drainTime: Duration
 
     /// The default ports of DESIGN §7: HTTP 8101–8104, wire 9101–9104.
     public static func defaultPorts(_ name: ServiceName) -> (http: Int, wire: Int) {
@@ -172,11 +175,13 @@ public struct ServiceConfiguration: Sendable {
             "wire.max_line_bytes": "1048576",
             "db.backend": "sqlite",
             "db.max_connections": "10",
+            "db.timeout_s": "10",
             "db.sqlite_synchronous": "FULL",
             "log.level": "info",
             "log.format": "json",
             "peers.deadline_ms": "5000",
             "http.stuck_request_s": "30",
+            "shutdown.drain_s": "25",
         ]
         for peer in peers {
             defaults["peers.\(peer.rawValue)"] = .init(.string("127.0.0.1:\(defaultPorts(peer).wire)"), isSecret: false)
@@ -210,6 +215,7 @@ public struct ServiceConfiguration: Sendable {
             postgresURL: url,
             schema: reader.optionalString("db.schema") ?? name.rawValue,
             maxConnections: try reader.requireInt("db.max_connections", in: 1...1000))
+        database.timeout = .seconds(try reader.requireInt("db.timeout_s", in: 1...3600))
         database.sqliteSynchronous = try reader.requireEnum(
             "db.sqlite_synchronous", as: SQLiteSynchronous.self, allowed: SQLiteSynchronous.allCases)
         let level = try reader.requireString("log.level")
@@ -227,6 +233,7 @@ public struct ServiceConfiguration: Sendable {
         peerDeadline = .milliseconds(try reader.requireInt("peers.deadline_ms", in: 1...600_000))
         replica = reader.optionalString("replica") ?? ProcessInfo.processInfo.hostName
         stuckRequestAfter = .seconds(try reader.requireInt("http.stuck_request_s", in: 1...3600))
+        drainTime = .seconds(try reader.requireInt("shutdown.drain_s", in: 1...3600))
     }
 }
 

@@ -114,11 +114,13 @@ public struct ServiceRuntime: Sendable {
             database: database, migrator: Migrator(spec.migrations), prepare: prepare, wire: wireServer, http: app,
             background: background, logger: logger)
         let services: [any Service] = [database] + peers.clients.values.map { $0 as any Service } + [serving]
-        return ServiceGroup(
-            configuration: .init(
-                services: services.map { .init(service: $0) },
-                gracefulShutdownSignals: signals,
-                logger: logger))
+        var group = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: signals, logger: logger)
+        // SIGTERM always ends the process: work in flight gets the drain time, then it is cancelled, and whatever
+        // still holds on 5 s after that stops the process (swift-service-lifecycle ends it with a fatal error).
+        group.maximumGracefulShutdownDuration = configuration.drainTime
+        group.maximumCancellationDuration = .seconds(5)
+        return ServiceGroup(configuration: group)
     }
 }
 
