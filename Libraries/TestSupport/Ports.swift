@@ -41,3 +41,27 @@ public func eventually(
     }
     return false
 }
+
+/// A `LABPORTAL_PORT_BASE` for `deploy/local/up` whose ports (base+1…base+`span`, the same 1000 above, and base+1900
+/// for a managed PostgreSQL) are free now and handed out to nothing else in this process.
+public func freePortBase(span: Int = 40) async throws -> Int {
+    for _ in 0..<100 {
+        let base = Int.random(in: 200..<280) * 100
+        let ports = Array(base + 1...base + span) + Array(base + 1001...base + 1000 + span) + [base + 1900]
+        guard ports.allSatisfy({ PortLedger.claim($0) }) else { continue }
+        var free = true
+        for port in ports {
+            do {
+                let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .bind(host: "127.0.0.1", port: port).get()
+                try await channel.close()
+            } catch {
+                free = false
+                break
+            }
+        }
+        if free { return base }
+    }
+    throw StackError.setup("no free block of ports for a replica stack")
+}
