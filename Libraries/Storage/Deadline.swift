@@ -16,7 +16,7 @@ struct Handed<T>: @unchecked Sendable {
 /// not stop (a query on a connection that hangs); such a body is cancelled and left to end on its own.
 ///
 /// `abort` gets a function that ends the wait at once with an error (a connection that closes under the body).
-func answerWithin<T: Sendable>(
+public func answerWithin<T: Sendable>(
     _ limit: Duration, abort: ((@escaping @Sendable (any Error) -> Void) -> Void)? = nil,
     _ body: @escaping @Sendable () async throws -> T
 ) async -> Result<T, any Error> {

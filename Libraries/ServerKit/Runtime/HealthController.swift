@@ -4,7 +4,6 @@ import Hummingbird
 import NIOCore
 import Prometheus
 import Storage
-import Synchronization
 
 /// `GET /healthz` (alive), `GET /readyz` (database and required peers answer in time, and no request is stuck) and
 /// `GET /metrics` (Prometheus, every sample labelled with this replica).
@@ -89,55 +88,10 @@ struct DeadlineExceeded: Error, CustomStringConvertible {
 /// Runs `body`, giving up after `timeout`. The caller gets its answer at the deadline even if `body` does not
 /// stop when cancelled (a query on a connection that hangs): `body` is cancelled and left to finish on its own.
 func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    let race = DeadlineRace<T>()
-    return try await withCheckedThrowingContinuation { continuation in
-        race.start(continuation)
-        let work = Task { race.finish(await Result { try await body() }) }
-        let timer = Task {
-            guard (try? await Task.sleep(for: timeout)) != nil else { return }
-            race.finish(.failure(DeadlineExceeded()))
-        }
-        race.track([work, timer])
-    }
-}
-
-/// The first of a body and its deadline to finish answers; the other is cancelled.
-private final class DeadlineRace<T: Sendable>: Sendable {
-    private struct State {
-        var continuation: CheckedContinuation<T, any Error>?
-        var tasks: [Task<Void, Never>] = []
-        var done = false
-    }
-
-    private let state = Mutex(State())
-
-    func start(_ continuation: CheckedContinuation<T, any Error>) {
-        state.withLock { $0.continuation = continuation }
-    }
-
-    func track(_ tasks: [Task<Void, Never>]) {
-        let finished = state.withLock { state in
-            if !state.done { state.tasks = tasks }
-            return state.done
-        }
-        if finished { tasks.forEach { $0.cancel() } }
-    }
-
-    func finish(_ result: Result<T, any Error>) {
-        let (continuation, tasks) = state.withLock { state -> (CheckedContinuation<T, any Error>?, [Task<Void, Never>]) in
-            guard !state.done else { return (nil, []) }
-            state.done = true
-            defer { state.continuation = nil }
-            return (state.continuation, state.tasks)
-        }
-        tasks.forEach { $0.cancel() }
-        continuation?.resume(with: result)
-    }
-}
-
-extension Result where Failure == any Error {
-    init(catching body: () async throws -> Success) async {
-        do { self = .success(try await body()) } catch { self = .failure(error) }
+    switch await answerWithin(timeout, body) {
+    case .success(let value): return value
+    case .failure(let error as DatabaseTimeout) where error.limit == timeout: throw DeadlineExceeded()
+    case .failure(let error): throw error
     }
 }
 
