@@ -291,23 +291,39 @@ final class EndpointConnector: Sendable {
         case .ready(let connection): return connection
         case .fail(let error): throw error
         case .wait:
-            return try await withCheckedThrowingContinuation { continuation in
-                let immediate: Result<WireConnection, any Error>? = state.withLockedValue { state in
-                    switch state {
-                    case .connecting(let failures, var waiters):
-                        waiters.append(continuation)
-                        state = .connecting(failures: failures, waiters: waiters)
-                        return nil
-                    case .connected(let connection, _):
-                        return .success(connection)
-                    default:
-                        return .failure(WireError.unavailable("\(configuration.peerName) at \(endpoint) is unavailable"))
-                    }
+            do {
+                return try await waitForAttempt()
+            } catch is AttemptAbandoned {
+                guard NIODeadline.now() < deadline else {
+                    throw WireError.deadlineExceeded("no connection to \(configuration.peerName) at \(endpoint) within the call's deadline")
                 }
-                if let immediate { continuation.resume(with: immediate) }
+                return try await connection(deadline: deadline)
             }
         case .connect(let failures):
             return try await connect(failures: failures, deadline: deadline)
+        }
+    }
+
+    /// A connection attempt that another call's deadline cut short: whoever waited for it tries on their own.
+    private struct AttemptAbandoned: Error {}
+
+    private func waitForAttempt() async throws -> WireConnection {
+        try await withCheckedThrowingContinuation { continuation in
+            let immediate: Result<WireConnection, any Error>? = state.withLockedValue { state in
+                switch state {
+                case .connecting(let failures, var waiters):
+                    waiters.append(continuation)
+                    state = .connecting(failures: failures, waiters: waiters)
+                    return nil
+                case .connected(let connection, _):
+                    return .success(connection)
+                case .idle(_, nil):
+                    return .failure(AttemptAbandoned())
+                default:
+                    return .failure(WireError.unavailable("\(configuration.peerName) at \(endpoint) is unavailable"))
+                }
+            }
+            if let immediate { continuation.resume(with: immediate) }
         }
     }
 
@@ -355,6 +371,18 @@ final class EndpointConnector: Sendable {
             for waiter in waiters { waiter.resume(returning: connection) }
             return connection
         } catch {
+            if timeout < configuration.connectTimeout, case ChannelError.connectTimeout = error {
+                // The caller's own deadline ended the attempt, which says nothing about the peer: no backoff, and
+                // the calls that waited for this attempt make their own.
+                let waiters: [CheckedContinuation<WireConnection, any Error>] = state.withLockedValue { state in
+                    guard case .connecting(let failures, let waiters) = state else { return [] }
+                    state = .idle(failures: failures, retryAt: nil)
+                    return waiters
+                }
+                for waiter in waiters { waiter.resume(throwing: AttemptAbandoned()) }
+                throw WireError.deadlineExceeded(
+                    "no connection to \(configuration.peerName) at \(endpoint) within the call's deadline")
+            }
             let wireError = WireError.unavailable(
                 "cannot connect to \(configuration.peerName) at \(endpoint): \(Self.describe(error))")
             let backoff = backoff(afterFailures: failures + 1)

@@ -373,7 +373,7 @@ struct ReportEmailTests {
             return
         }
         let port = try await freeLoopbackPort()
-        let mailer = Mailer(client: SMTPClient(settings: .init(host: "127.0.0.1", port: port, from: "r@labs.example.com", timeout: .seconds(3))))
+        let mailer = Mailer(client: SMTPClient(settings: .init(host: "127.0.0.1", port: port, from: "r@labs.example.com")))
         try await ReportHarness.with(mailer: mailer) { harness in
             try await harness.application().test(.router) { client in
                 let id = try #require(try await client.send(.post, "/v2/classes/exports.json?notify_by_email=1").object["id"] as? String)

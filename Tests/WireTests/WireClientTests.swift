@@ -107,6 +107,25 @@ struct WireClientTests {
         try await server.stop()
     }
 
+    @Test("a connection attempt that the call's own deadline cuts short is deadline_exceeded, and starts no backoff")
+    func connectCutByDeadline() async throws {
+        // A listener whose accept queue is full: the kernel drops further SYNs, so a connect neither succeeds nor
+        // is refused (what a peer under heavy load looks like), all on loopback.
+        let listener = try FullListener()
+        defer { listener.close() }
+        let client = try makeClient(ports: [listener.port])
+        for _ in 0..<2 {
+            let started = ContinuousClock.now
+            let error = await #expect(throws: WireError.self) {
+                let _: Echo = try await client.call("test.echo", Echo(value: 1), deadline: .milliseconds(300))
+            }
+            #expect(error?.code == -32005, "\(error?.message ?? "")")
+            #expect(error?.message.contains("next connection attempt") == false, "the peer is not put in backoff")
+            #expect(ContinuousClock.now - started < .seconds(2))
+        }
+        await client.shutdown()
+    }
+
     @Test("a peer that is down fails fast with unavailable, well inside the deadline")
     func peerDownFailsFast() async throws {
         let port = try await freeLoopbackPort()
