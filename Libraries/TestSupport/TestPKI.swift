@@ -45,30 +45,3 @@ public struct TestPKI: Sendable {
         return try WireTLS.clientContext(files)
     }
 }
-
-/// Runs a program to completion and returns its exit status and combined output.
-@discardableResult
-public func runProcess(_ path: String, _ arguments: [String], environment: [String: String]? = nil)
-    -> (status: Int32, output: String)
-{
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    // Output goes to a file, not a pipe: a daemon (nginx) keeps a pipe open long after the command returns.
-    let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString).out").path
-    _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
-    defer { try? FileManager.default.removeItem(atPath: outputPath) }
-    guard let output = FileHandle(forWritingAtPath: outputPath) else { return (-1, "cannot create \(outputPath)") }
-    process.standardOutput = output
-    process.standardError = output
-    do {
-        try process.run()
-    } catch {
-        return (-1, "cannot run \(path): \(error)")
-    }
-    process.waitUntilExit()
-    try? output.close()
-    let data = FileManager.default.contents(atPath: outputPath) ?? Data()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}
