@@ -174,6 +174,7 @@ let package = Package(
             ],
             path: "Tests/ServerKitTests"),
         .testTarget(name: "LayeringTests", path: "Tests/LayeringTests"),
+        .testTarget(name: "DeployTests", dependencies: ["TestSupport", yams], path: "Tests/DeployTests"),
         .testTarget(
             name: "CatalogServiceTests",
             dependencies: ["CatalogService"] + serviceTestDependencies,
