@@ -121,7 +121,8 @@ struct WireClientTests {
             }
             #expect(error?.code == -32005, "\(error?.message ?? "")")
             #expect(error?.message.contains("next connection attempt") == false, "the peer is not put in backoff")
-            #expect(ContinuousClock.now - started < .seconds(2))
+            // At the deadline, not after the kernel's SYN retries (a minute and more); loose, for a loaded machine.
+            #expect(ContinuousClock.now - started < .seconds(15))
         }
         await client.shutdown()
     }
