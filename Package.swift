@@ -28,8 +28,8 @@ let systemPackage: Target.Dependency = .product(name: "SystemPackage", package: 
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 
 let serviceLibraryDependencies: [Target.Dependency] = [
-    "Contracts", "Wire", "ServerKit", "Storage", hummingbird, httpTypes, logging, lifecycle, configuration, nioCore,
-    sqlKit,
+    "Contracts", "Wire", "ServerKit", "Storage", hummingbird, httpTypes, logging, metrics, lifecycle, configuration,
+    nioCore, sqlKit,
 ]
 
 /// What every service's test target uses besides its service.

@@ -372,3 +372,21 @@ public final class NginxProxy: @unchecked Sendable {
         process.terminate()
     }
 }
+
+/// A robot's access token from `origin`'s `/oauth2/token/` (the password grant, the client by HTTP Basic), with the
+/// credentials of a `credentials.env`.
+public func robotToken(origin: String, credentials: [String: String]) async throws -> String {
+    let client = "\(credentials["LABPORTAL_ROBOT_CLIENT_ID"] ?? ""):\(credentials["LABPORTAL_ROBOT_CLIENT_SECRET"] ?? "")"
+    let form = "grant_type=password&username=\(credentials["LABPORTAL_ROBOT_USER"] ?? "")&password=\(credentials["LABPORTAL_ROBOT_PASSWORD"] ?? "")"
+    let answer = try await httpRequest(
+        "POST", "\(origin)/oauth2/token/",
+        headers: [
+            "Authorization": "Basic \(Data(client.utf8).base64EncodedString())",
+            "Content-Type": "application/x-www-form-urlencoded",
+        ],
+        body: Data(form.utf8))
+    guard let token = answer.json?["access_token"] as? String else {
+        throw StackError.setup("no token from \(origin): \(answer.status) \(answer.text)")
+    }
+    return token
+}

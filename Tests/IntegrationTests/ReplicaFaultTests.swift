@@ -52,7 +52,7 @@ struct ReplicaFaultTests {
         #expect(status.output.contains("session-runtime"), "status names the lease holders:\n\(status.output)")
 
         let credentials = try stack.credentials()
-        let token = try await robotToken(stack, credentials)
+        let token = try await robotToken(origin: stack.origin, credentials: credentials)
 
         progress("token")
         // 2. 200 requests by new users at once against capacity 10, spread over both session replicas.
@@ -243,19 +243,6 @@ struct ReplicaFaultTests {
         let url = try #require(stack.databaseURL)
         let result = runProcess("/usr/bin/psql", [url, "-Atc", query])
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    func robotToken(_ stack: ReplicaStack, _ credentials: [String: String]) async throws -> String {
-        let client = "\(credentials["LABPORTAL_ROBOT_CLIENT_ID"]!):\(credentials["LABPORTAL_ROBOT_CLIENT_SECRET"]!)"
-        let form = "grant_type=password&username=\(credentials["LABPORTAL_ROBOT_USER"]!)&password=\(credentials["LABPORTAL_ROBOT_PASSWORD"]!)"
-        let answer = try await httpRequest(
-            "POST", "\(stack.origin)/oauth2/token/",
-            headers: [
-                "Authorization": "Basic \(Data(client.utf8).base64EncodedString())",
-                "Content-Type": "application/x-www-form-urlencoded",
-            ],
-            body: Data(form.utf8))
-        return try #require(answer.json?["access_token"] as? String, "no token: \(answer.text)")
     }
 }
 

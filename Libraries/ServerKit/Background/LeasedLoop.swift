@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import ServiceLifecycle
 import Storage
 
@@ -18,6 +19,8 @@ public final class LeasedLoop: Sendable {
     /// This process, as the lease knows it.
     public let holder: String
     private let wakeups = WakeSignal()
+    /// 1 while this replica holds the lease (`labportal_lease_held{lease}`): summed over replicas, exactly 1.
+    private let held: Gauge
 
     public init(
         lease: String, leases: Leases, interval: Duration, ttl: Duration = .seconds(30), holder: String? = nil,
@@ -33,6 +36,7 @@ public final class LeasedLoop: Sendable {
         self.failureLevel = failureLevel
         self.now = now
         self.logger = logger
+        self.held = Gauge(label: "labportal_lease_held", dimensions: [("lease", lease)])
     }
 
     /// A holder name for this process: host, pid and a random suffix.
@@ -59,9 +63,11 @@ public final class LeasedLoop: Sendable {
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 do {
                     if try await leases.acquire(lease, holder: holder, ttl: ttl, now: now()) {
+                        held.record(1)
                         try await pass(!holding)
                         holding = true
                     } else {
+                        held.record(0)
                         holding = false
                     }
                 } catch {
@@ -76,5 +82,6 @@ public final class LeasedLoop: Sendable {
         // Outside the (possibly cancelled) task, so that the release is not cancelled with it.
         let release = { [leases, lease, holder] in try await leases.release(lease, holder: holder) }
         try? await Task { try await release() }.value
+        held.record(0)
     }
 }

@@ -57,6 +57,9 @@ public struct HealthController<Context: RequestContext>: Sendable {
         router.get("metrics") { _, _ -> Response in
             var buffer: [UInt8] = []
             registry.emit(into: &buffer)
+            // The service and the replica on every sample, so that one Prometheus scrapes every replica of every
+            // service and a dashboard groups by them whatever the scrape configuration calls its jobs.
+            buffer = MetricsLabels.adding("service", service, to: buffer)
             if let replica { buffer = MetricsLabels.adding("replica", replica, to: buffer) }
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

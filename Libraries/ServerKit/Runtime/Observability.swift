@@ -24,3 +24,11 @@ public enum MetricsSetup {
         }
     }
 }
+
+extension Metrics.Timer {
+    /// Records a duration measured with a `ContinuousClock`.
+    public func record(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

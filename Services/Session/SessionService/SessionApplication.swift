@@ -40,7 +40,10 @@ public enum SessionApplication {
         try await runtime.run(
             routes: { router in addRoutes(to: router, dependencies: dependencies) },
             wire: wireRouter(dependencies),
-            background: [dependencies.runtime, dependencies.outbox, dependencies.analytics],
+            background: [
+                dependencies.runtime, dependencies.outbox, dependencies.analytics,
+                SessionGauges(sessions: dependencies.sessions, logger: logger),
+            ],
             prepare: { _ in
                 try await dependencies.prepare()
                 try await credentials.apply(to: dependencies.identity.repository, now: Date(), logger: logger)

@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import ServerKit
 import ServiceLifecycle
@@ -145,6 +146,15 @@ public final class ExportRunner: Service, Sendable {
 
     func run(_ record: ExportRecord) async {
         let started = ContinuousClock.now
+        let kind = record.kind.rawValue
+        Self.running.increment()
+        defer { Self.running.decrement() }
+        var outcome = "failed"
+        defer {
+            Counter(label: "labportal_report_exports_total", dimensions: [("kind", kind), ("outcome", outcome)]).increment()
+            Metrics.Timer(label: "labportal_report_export_duration_seconds", dimensions: [("kind", kind), ("outcome", outcome)])
+                .record(ContinuousClock.now - started)
+        }
         do {
             switch try await stream(record) {
             case .done(let rows, let bytes, let waits):
@@ -160,13 +170,18 @@ public final class ExportRunner: Service, Sendable {
                             "seconds": "\(ContinuousClock.now - started)",
                             "waiting_for_peer": "\(waits.peer)", "waiting_for_compression": "\(waits.compression)",
                         ])
+                    outcome = "ready"
                     if record.notifyByEmail { try? await sendEmails() }
+                } else {
+                    outcome = "lost_lease"
                 }
             case .lostLease:
+                outcome = "lost_lease"
                 logger.warning("export lease lost; another runner has it", metadata: ["export": "\(record.id)"])
             }
         } catch is CancellationError {
             // Shutting down: give the job back so that the next runner starts it at once.
+            outcome = "handed_back"
             try? await repository.release(record.id, holder: configuration.holder, retryAt: now(), message: nil, now: now())
             logger.info("export handed back at shutdown", metadata: ["export": "\(record.id)"])
         } catch let failure as ExportFailure {
@@ -181,6 +196,9 @@ public final class ExportRunner: Service, Sendable {
                 expiresAt: now().addingTimeInterval(configuration.retention), now: now())
         }
     }
+
+    /// Export jobs this replica runs now.
+    static let running = Meter(label: "labportal_report_exports_running")
 
     /// The rows written so far, for the page being fetched meanwhile.
     typealias RowCount = NIOLockedValueBox<Int>

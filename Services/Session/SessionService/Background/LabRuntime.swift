@@ -123,7 +123,8 @@ public final class LabRuntime: Service, Sendable {
             for environment in snapshot.environments {
                 switch environment.state {
                 case .running:
-                    let created = try await sessions.topUp(environment, limits: snapshot.portal.sessions, now: time)
+                    let (created, target) = try await sessions.topUp(environment, limits: snapshot.portal.sessions, now: time)
+                    SessionMetrics.sparesWanted(environment: environment.name, target)
                     if !created.isEmpty {
                         logger.info(
                             "spares created",
@@ -136,6 +137,7 @@ public final class LabRuntime: Service, Sendable {
                             metadata: ["environment": "\(environment.name)", "sessions": "\(trimmed.joined(separator: ","))"])
                     }
                 case .stopping:
+                    SessionMetrics.sparesWanted(environment: environment.name, 0)
                     let stopped = try await sessions.stopSpares(environment: environment.name, now: time)
                     if !stopped.isEmpty {
                         logger.info(

@@ -130,9 +130,10 @@ struct BrowserController: Sendable {
             environment: environment, limits: snapshot.portal.sessions, user: .existing(browser), reacquire: nil,
             withToken: false, timeout: 0, indexURL: index, analyticsURL: nil, parameters: [])
         let (outcome, _) = try await dependencies.sessions.allocate(allocation, now: dependencies.now())
+        SessionMetrics.requested(environment: environment.name, outcome: outcome)
         switch outcome {
-        case .allocated(let session, _, let reused):
-            if !reused {
+        case .allocated(let session, _, let via):
+            if via != .reused {
                 dependencies.runtime.wake()
                 context.logger.info("session allocated from the browser", metadata: ["session": "\(session.name)"])
             }

@@ -69,13 +69,14 @@ struct WorkshopSessionController: Sendable {
             reacquire: query["session"].flatMap { $0.isEmpty ? nil : $0 }, withToken: true, timeout: timeout,
             indexURL: indexURL, analyticsURL: query["analytics_url"], parameters: parameters)
         let (outcome, user) = try await dependencies.sessions.allocate(allocation, now: dependencies.now())
+        SessionMetrics.requested(environment: environment.name, outcome: outcome)
         switch outcome {
         case .unavailable:
             throw SessionError.noSessionAvailable
         case .cannotReacquire:
             throw SessionError.cannotBeReacquired
-        case .allocated(let session, let token, let reused):
-            if !reused {
+        case .allocated(let session, let token, let via):
+            if via != .reused {
                 dependencies.runtime.wake()
                 context.logger.info(
                     "session allocated",

@@ -25,13 +25,32 @@ public struct AllocationRequest: Sendable {
     public var parameters: [RequestParameter]
 }
 
+/// Where an allocated session came from.
+public enum AllocationSource: String, Sendable, Equatable {
+    /// The user's live session in the environment, answered again.
+    case reused
+    /// A ready hot spare, claimed.
+    case spare
+    /// Made for this request.
+    case onDemand = "on_demand"
+}
+
 public enum AllocationOutcome: Sendable, Equatable {
     /// The session, with its activation token when it has one.
-    case allocated(SessionRecord, token: String?, reused: Bool)
+    case allocated(SessionRecord, token: String?, via: AllocationSource)
     /// No capacity, a cap, or nothing to reacquire.
     case unavailable
     /// The user's session was made by the browser flow and has no token to hand out.
     case cannotReacquire
+
+    /// Its name on /metrics (`outcome` of `labportal_session_requests_total`).
+    public var metricName: String {
+        switch self {
+        case .allocated(_, _, let via): via.rawValue
+        case .unavailable: "unavailable"
+        case .cannotReacquire: "cannot_reacquire"
+        }
+    }
 }
 
 /// The rules of a session request (the order of the reference, §4.3), with no database and no clock: the repository

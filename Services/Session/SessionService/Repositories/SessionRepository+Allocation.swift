@@ -115,7 +115,7 @@ extension SessionRepository {
             return (.cannotReacquire, user)
         case .reuse(var session, let restartActivation):
             guard let nonce = session.tokenNonce, request.withToken else {
-                return (.allocated(session, token: nil, reused: true), user)
+                return (.allocated(session, token: nil, via: .reused), user)
             }
             if restartActivation {
                 // The activation window starts again; the token stays the same.
@@ -126,7 +126,7 @@ extension SessionRepository {
                     .where("name", .equal, session.name).run()
             }
             let token = Secrets.activationToken(key: key, session: session.name, nonce: nonce)
-            return (.allocated(session, token: token, reused: true), user)
+            return (.allocated(session, token: token, via: .reused), user)
         case .allocate:
             break
         }
@@ -159,7 +159,7 @@ extension SessionRepository {
                 RETURNING *
                 """
             ).first().map(Self.decode) {
-                return (.allocated(session, token: token, reused: false), user)
+                return (.allocated(session, token: token, via: .spare), user)
             }
         }
 
@@ -198,7 +198,7 @@ extension SessionRepository {
         reads.live[environment.name] = active + 1
         var stored = session
         stored.parameters = AllocationPolicy.resolve(request.parameters, defaults: environment.workshop.parameters)
-        return (.allocated(stored, token: token, reused: false), user)
+        return (.allocated(stored, token: token, via: .onDemand), user)
     }
 
     /// The next `count` session names of an environment: `<env>-s001`, `<env>-s002`, … (the tally only grows), in one

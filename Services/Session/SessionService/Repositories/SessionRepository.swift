@@ -277,10 +277,12 @@ public struct SessionRepository: Sendable {
 
     /// Tops the spares of an environment up to `reserved` (to `initial` the first time), within its capacity and the
     /// portal maximum. `initial = 0` means no spares until the first request. Answers the names created.
-    public func topUp(_ environment: CatalogEnvironment, limits: SessionLimits, now: Date) async throws -> [String] {
+    public func topUp(_ environment: CatalogEnvironment, limits: SessionLimits, now: Date) async throws
+        -> (created: [String], target: Int)
+    {
         let now = EducatesTime.truncate(now)
         let policy = SparePolicy(settings: environment.settings, maximum: limits.maximum)
-        return try await changing(try await database.transaction { db in
+        let result = try await database.transaction { db -> (created: [String], target: Int) in
             try await Self.lockAllocations(on: db)
             let tally = try await db.raw(
                 "SELECT tally, initialized FROM environment_tally WHERE environment = \(bind: environment.name)"
@@ -302,7 +304,7 @@ public struct SessionRepository: Sendable {
             let want = try await policy.toCreate(
                 target: target, spares: spares, environmentLive: active,
                 portalLive: { try await Self.count(environment: nil, owned: nil, in: SessionState.live, on: db) })
-            guard want > 0 else { return [] }
+            guard want > 0 else { return ([], target) }
             let names = try await Self.nextNames(environment.name, count: want, on: db)
             let sessions = names.map { name in
                 SessionRecord(
@@ -314,8 +316,10 @@ public struct SessionRepository: Sendable {
                     deadlineAt: nil, stoppedAt: nil)
             }
             try await Self.insert(sessions.map { ($0, "[]") }, on: db)
-            return names
-        })
+            return (names, target)
+        }
+        if !result.created.isEmpty { changed() }
+        return result
     }
 
     /// Sessions whose lab should be made now: not STOPPING or STOPPED, pending or failed and due.
@@ -337,6 +341,30 @@ public struct SessionRepository: Sendable {
             ORDER BY updated_at, name LIMIT \(bind: limit)
             """
         ).all().map(Self.decode)
+    }
+
+    /// How many live sessions each environment has, by state and by whether a user owns them (the rest are spares).
+    public struct LiveCount: Sendable, Equatable {
+        public var environment: String
+        public var state: SessionState
+        public var owned: Bool
+        public var count: Int
+    }
+
+    /// The live sessions counted by environment, state and ownership, in one statement (for /metrics).
+    public func liveCounts() async throws -> [LiveCount] {
+        try await database.sql.raw(
+            """
+            SELECT environment, state, owner_id IS NOT NULL AS owned, COUNT(*) AS n FROM sessions
+            WHERE state IN (\(binds: Self.values(SessionState.live)))
+            GROUP BY environment, state, owner_id IS NOT NULL
+            """
+        ).all().compactMap { row in
+            guard let state = SessionState(rawValue: try row.decode(column: "state", as: String.self)) else { return nil }
+            return LiveCount(
+                environment: try row.decode(column: "environment", as: String.self), state: state,
+                owned: try row.decode(column: "owned", as: Bool.self), count: try row.decode(column: "n", as: Int.self))
+        }
     }
 
     /// Sessions whose lab is up (for re-adopting the local provisioner's processes after a restart).
