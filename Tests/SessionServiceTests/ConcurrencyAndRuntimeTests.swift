@@ -339,4 +339,45 @@ struct ConcurrencyAndRuntimeTests {
             (error as? ProvisionError)?.message == "quota exceeded for bad"
         }
     }
+
+    @Test("the exec provisioner: a command that never reads its input, one that exits at once, and one past its limit")
+    func execProvisionerEdges() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("labportal-exec-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let request = ProvisionRequest(
+            action: "create", session: "lab-w01-s002", environment: "lab-w01", workshop: "ws", owner: nil,
+            parameters: [RequestParameter(name: "BIG", value: String(repeating: "x", count: 1_000_000))],
+            command: nil, handle: nil)
+        // Exits before reading a megabyte of input: a clean failure, and this process is not ended by SIGPIPE.
+        let early = directory.appendingPathComponent("early").path
+        try writeExecutable(early, "#!/bin/sh\necho 'no quota' >&2\nexit 3\n")
+        let started = ContinuousClock.now
+        await #expect {
+            _ = try await ExecProvisioner(executable: early, timeout: .seconds(20), logger: quietLogger).create(request)
+        } throws: { error in
+            (error as? ProvisionError)?.message == "no quota"
+        }
+        // Its exit is noticed at once, not at the time limit.
+        #expect(ContinuousClock.now - started < .seconds(10))
+        // Reads all of it and answers.
+        let reader = directory.appendingPathComponent("reader").path
+        try writeExecutable(reader, """
+            #!/bin/sh
+            n=$(wc -c)
+            printf '{"url": "https://labs.test/%s"}' "$n"
+            """)
+        let answered = try await ExecProvisioner(executable: reader, timeout: .seconds(20), logger: quietLogger).create(request)
+        #expect((Int(answered.url.dropFirst("https://labs.test/".count)) ?? 0) > 1_000_000, "\(answered.url)")
+        // Past its limit (and never reading its input): stopped, and the error says so.
+        let slow = directory.appendingPathComponent("slow").path
+        try writeExecutable(slow, "#!/bin/sh\nsleep 30\n")
+        let slowStarted = ContinuousClock.now
+        await #expect {
+            _ = try await ExecProvisioner(executable: slow, timeout: .milliseconds(500), logger: quietLogger).create(request)
+        } throws: { error in
+            (error as? ProvisionError)?.message.contains("did not finish within") == true
+        }
+        // What it started (the sleep) went with it, instead of holding its output open for 30 s.
+        #expect(ContinuousClock.now - slowStarted < .seconds(20))
+    }
 }

@@ -58,54 +58,25 @@ public struct ExecProvisioner: Provisioner {
     func run(_ request: ProvisionRequest) async throws -> Data {
         let input = try JSONEncoder().encode(request)
         // A launch can fail for a moment (ETXTBSY while another thread's fork still holds the file open for
-        // writing, right after the operator replaced it): three tries, each with a fresh process, before failing.
+        // writing, right after the operator replaced it): three tries before failing.
         var attempt = 0
-        var launched: (Process, Pipe, Pipe, Pipe, AsyncStream<Int32>)?
+        var launched: ChildProcess?
         while launched == nil {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = [request.action]
-            let stdin = Pipe()
-            let stdout = Pipe()
-            let stderr = Pipe()
-            process.standardInput = stdin
-            process.standardOutput = stdout
-            process.standardError = stderr
-            let exited = AsyncStream<Int32>.makeStream()
-            process.terminationHandler = { process in
-                exited.continuation.yield(process.terminationStatus)
-                exited.continuation.finish()
-            }
             do {
-                try process.run()
-                launched = (process, stdin, stdout, stderr, exited.stream)
+                launched = try ChildProcess.spawn(executable, arguments: [request.action])
             } catch {
                 attempt += 1
-                if attempt >= 3 { throw ProvisionError("cannot run \(executable): \(error.localizedDescription)") }
+                if attempt >= 3 { throw ProvisionError("cannot run \(executable): \(error)") }
                 try? await Task.sleep(for: .milliseconds(100 * attempt))
             }
         }
-        let (process, stdin, stdout, stderr, exitedStream) = launched!
-        async let out = Self.readAll(stdout.fileHandleForReading)
-        async let err = Self.readAll(stderr.fileHandleForReading)
-        try? stdin.fileHandleForWriting.write(contentsOf: input)
-        try? stdin.fileHandleForWriting.close()
-
-        let status: Int32? = await withTaskGroup(of: Int32?.self) { group in
-            group.addTask {
-                for await status in exitedStream { return status }
-                return nil
-            }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
-        }
-        guard let status else {
-            process.terminate()
+        let child = launched!
+        async let out = ChildProcess.readAll(child.output)
+        async let err = ChildProcess.readAll(child.errors)
+        child.send(input, limit: timeout)
+        guard let status = await child.exitStatus(within: timeout) else {
+            await child.stop()
+            _ = await (out, err)
             throw ProvisionError("\(executable) \(request.action) did not finish within \(timeout)")
         }
         let (output, errors) = await (out, err)
@@ -116,14 +87,5 @@ public struct ExecProvisioner: Provisioner {
                 message.isEmpty ? "\(executable) \(request.action) exited with status \(status)" : message)
         }
         return output
-    }
-
-    static func readAll(_ handle: FileHandle) async -> Data {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let data = (try? handle.readToEnd()) ?? Data()
-                continuation.resume(returning: data)
-            }
-        }
     }
 }
