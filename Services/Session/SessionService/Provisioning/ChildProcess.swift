@@ -45,9 +45,26 @@ struct ChildProcess: Sendable {
         defer { posix_spawn_file_actions_destroy(&actions) }
         for (fd, target) in zip(childEnds, [Int32(0), 1, 2]) { posix_spawn_file_actions_adddup2(&actions, fd, target) }
 
+        // Its own process group, so that stopping it reaches what it started (a kubectl it waits for, say).
+        let (pid, result) = Self.posixSpawn(
+            executable, [executable] + arguments, environment: ProcessInfo.processInfo.environment, actions: &actions)
+        guard result == 0 else {
+            for fd in parentEnds { close(fd) }
+            throw SpawnError(code: result)
+        }
+        return ChildProcess(pid: pid, input: stdin[0], output: stdout[0], errors: stderr[0])
+    }
+
+    /// `posix_spawn` in a process group of its own, with default signal handling and nothing blocked, and none of the
+    /// service's descriptors (its listeners, its connections) but those `actions` place. Answers the pid and the
+    /// error number (0 on success).
+    static func posixSpawn(
+        _ path: String, _ argv: [String], environment: [String: String], actions: inout posix_spawn_file_actions_t
+    ) -> (pid: pid_t, error: Int32) {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setpgroup(&attributes, 0)
         var defaults = sigset_t()
         sigemptyset(&defaults)
         for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
@@ -55,26 +72,19 @@ struct ChildProcess: Sendable {
         var empty = sigset_t()
         sigemptyset(&empty)
         posix_spawnattr_setsigmask(&attributes, &empty)
-        // Its own process group, so that stopping it reaches what it started (a kubectl it waits for, say).
-        posix_spawnattr_setpgroup(&attributes, 0)
         posix_spawnattr_setflags(
             &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let arguments = argv.map { strdup($0) } + [nil]
+        let variables = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
-            for pointer in argv { free(pointer) }
-            for pointer in envp { free(pointer) }
+            for pointer in arguments { free(pointer) }
+            for pointer in variables { free(pointer) }
         }
-        // Nothing else of the service (its listeners, its connections) reaches the command.
         LocalProvisioner.markDescriptorsCloseOnExec()
         var pid = pid_t()
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
-        guard result == 0 else {
-            for fd in parentEnds { close(fd) }
-            throw SpawnError(code: result)
-        }
-        return ChildProcess(pid: pid, input: stdin[0], output: stdout[0], errors: stderr[0])
+        let result = posix_spawn(&pid, path, &actions, &attributes, arguments, variables)
+        return (pid, result)
     }
 
     /// Writes `data` to the command's stdin and closes it, in the background: a command that does not read it (or

@@ -168,21 +168,7 @@ public final class LocalProvisioner: Provisioner {
     }
 
     private func spawn(_ command: [String], environment: [String: String], directory: String, log: String) throws -> Int32 {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
         // Its own process group, so that stopping reaches everything it started; default signal handling.
-        posix_spawnattr_setpgroup(&attributes, 0)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(
-            &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -191,16 +177,7 @@ public final class LocalProvisioner: Provisioner {
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         // Start in the workspace (posix_spawn_file_actions_addchdir_np is not in every libc's headers).
         let command = ["/bin/sh", "-c", "cd \"$WORKSPACE\" && exec \"$@\"", "labportal-session"] + command
-
-        let argv = command.map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for pointer in argv { free(pointer) }
-            for pointer in envp { free(pointer) }
-        }
-        Self.markDescriptorsCloseOnExec()
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, envp)
+        let (pid, result) = ChildProcess.posixSpawn("/bin/sh", command, environment: environment, actions: &actions)
         guard result == 0 else {
             throw ProvisionError("cannot start \(command.dropFirst(4).first ?? ""): \(String(cString: strerror(result)))")
         }
