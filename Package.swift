@@ -170,7 +170,7 @@ let package = Package(
             name: "ServerKitTests",
             dependencies: [
                 "ServerKit", "Contracts", "Wire", "Storage", "TestSupport", hummingbird, hummingbirdTesting, httpTypes,
-                configuration,
+                configuration, sqlKit,
             ],
             path: "Tests/ServerKitTests"),
         .testTarget(name: "LayeringTests", path: "Tests/LayeringTests"),

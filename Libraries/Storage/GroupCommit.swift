@@ -30,19 +30,24 @@ public final class GroupCommit<Input: Sendable, Output: Sendable>: Sendable {
     let maxBatch: Int
     let prepare: @Sendable (any SQLDatabase) async throws -> Void
     let body: Body
+    let observe: @Sendable (_ calls: Int, _ elapsed: Duration) -> Void
     private let state = Mutex(State())
 
     /// - Parameters:
     ///   - prepare: runs first in every transaction (for example: lock the row that serialises these writes).
     ///   - body: the batch's work inside the transaction: one output per input, in order.
+    ///   - observe: told of every batch written: how many calls it served and how long it took, from `BEGIN` to the
+    ///     last answer (for metrics).
     public init(
         database: Database, maxBatch: Int = 64,
         prepare: @escaping @Sendable (any SQLDatabase) async throws -> Void = { _ in },
+        observe: @escaping @Sendable (_ calls: Int, _ elapsed: Duration) -> Void = { _, _ in },
         body: @escaping Body
     ) {
         self.database = database
         self.maxBatch = max(1, maxBatch)
         self.prepare = prepare
+        self.observe = observe
         self.body = body
     }
 
@@ -71,7 +76,9 @@ public final class GroupCommit<Input: Sendable, Output: Sendable>: Sendable {
                 return batch
             }
             guard !batch.isEmpty else { return }
+            let started = ContinuousClock.now
             await write(batch)
+            observe(batch.count, ContinuousClock.now - started)
         }
     }
 

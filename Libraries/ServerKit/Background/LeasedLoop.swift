@@ -21,6 +21,8 @@ public final class LeasedLoop: Sendable {
     private let wakeups = WakeSignal()
     /// 1 while this replica holds the lease (`labportal_lease_held{lease}`): summed over replicas, exactly 1.
     private let held: Gauge
+    /// How long each pass of the holder takes (`labportal_loop_pass_seconds{lease}`), failed ones too.
+    private let passes: Metrics.Timer
 
     public init(
         lease: String, leases: Leases, interval: Duration, ttl: Duration = .seconds(30), holder: String? = nil,
@@ -37,6 +39,7 @@ public final class LeasedLoop: Sendable {
         self.now = now
         self.logger = logger
         self.held = Gauge(label: "labportal_lease_held", dimensions: [("lease", lease)])
+        self.passes = Metrics.Timer(label: "labportal_loop_pass_seconds", dimensions: [("lease", lease)])
     }
 
     /// A holder name for this process: host, pid and a random suffix.
@@ -60,15 +63,29 @@ public final class LeasedLoop: Sendable {
     ) async {
         await withGracefulShutdownHandler {
             var holding = false
+            // When this replica last took or renewed the lease. Within a third of the TTL of that it still holds the
+            // lease for two thirds of the TTL at least, so a pass (woken again and again under load) does not write
+            // the lease row each time.
+            var renewedAt: Date?
+            let renewal = Double(ttl.components.seconds) / 3 + Double(ttl.components.attoseconds) / 3e18
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 do {
-                    if try await leases.acquire(lease, holder: holder, ttl: ttl, now: now()) {
+                    let time = now()
+                    var holds = holding && renewedAt.map { time >= $0 && time.timeIntervalSince($0) < renewal } == true
+                    if !holds {
+                        holds = try await leases.acquire(lease, holder: holder, ttl: ttl, now: time)
+                        if holds { renewedAt = time }
+                    }
+                    if holds {
                         held.record(1)
+                        let started = ContinuousClock.now
+                        defer { passes.record(ContinuousClock.now - started) }
                         try await pass(!holding)
                         holding = true
                     } else {
                         held.record(0)
                         holding = false
+                        renewedAt = nil
                     }
                 } catch {
                     logger.log(level: failureLevel, failure, metadata: ["lease": "\(lease)", "error": "\(error)"])

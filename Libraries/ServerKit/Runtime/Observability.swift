@@ -32,3 +32,24 @@ extension Metrics.Timer {
         recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 }
+
+/// The figures of one kind of group commit (`Storage.GroupCommit`): `labportal_group_commit_batches_total{kind}` and
+/// `labportal_group_commit_calls_total{kind}` (their ratio is the mean batch size) and
+/// `labportal_group_commit_seconds{kind}` (each batch, from `BEGIN` to the last answer, lock waits included).
+public struct GroupCommitMetrics: Sendable {
+    let batches: Metrics.Counter
+    let calls: Metrics.Counter
+    let seconds: Metrics.Timer
+
+    public init(kind: String) {
+        batches = Metrics.Counter(label: "labportal_group_commit_batches_total", dimensions: [("kind", kind)])
+        calls = Metrics.Counter(label: "labportal_group_commit_calls_total", dimensions: [("kind", kind)])
+        seconds = Metrics.Timer(label: "labportal_group_commit_seconds", dimensions: [("kind", kind)])
+    }
+
+    public func record(calls count: Int, elapsed: Duration) {
+        batches.increment()
+        calls.increment(by: count)
+        seconds.record(elapsed)
+    }
+}

@@ -12,18 +12,23 @@ extension SessionRepository {
     /// as if they ran one by one.
     public func allocate(_ request: AllocationRequest, now: Date) async throws -> (AllocationOutcome, AuthenticatedUser) {
         defer { changed() }
-        let parametersText = String(
-            decoding: try JSONEncoder().encode(
-                AllocationPolicy.resolve(request.parameters, defaults: request.environment.workshop.parameters)),
-            as: UTF8.self)
-        return try await allocations.run(
-            PendingAllocation(request: request, parametersText: parametersText, now: EducatesTime.truncate(now)))
+        return try await allocations.run(try PendingAllocation(request, now: now))
     }
 
     struct PendingAllocation: Sendable {
         var request: AllocationRequest
+        /// The parameters the session gets (the request's over the workshop's defaults), as stored.
         var parametersText: String
         var now: Date
+
+        init(_ request: AllocationRequest, now: Date) throws {
+            self.request = request
+            self.parametersText = String(
+                decoding: try JSONEncoder().encode(
+                    AllocationPolicy.resolve(request.parameters, defaults: request.environment.workshop.parameters)),
+                as: UTF8.self)
+            self.now = EducatesTime.truncate(now)
+        }
     }
 
     /// PostgreSQL: every allocation and top-up locks the one `allocation_lock` row, so replicas take turns. SQLite's
@@ -35,7 +40,11 @@ extension SessionRepository {
     }
 
     /// A batch of allocations inside one transaction, in arrival order. The batch's new users are inserted in two
-    /// statements, and the ready spares of an environment are looked up once for all of its requests.
+    /// statements, the ready spares of an environment are looked up (and on PostgreSQL locked) once for all of its
+    /// requests, and what the batch decides is written set-wise: all spare claims in one statement, all sessions made
+    /// on demand in one tally statement per environment and one insert. A step that reads what earlier requests
+    /// of the batch wrote (an existing user's sessions, the portal-wide counts, the spare to evict) first writes what
+    /// is pending, so each request still sees the ones before it.
     static func allocate(_ batch: [PendingAllocation], key: SymmetricKey, on db: any SQLDatabase) async throws
         -> [(AllocationOutcome, AuthenticatedUser)]
     {
@@ -45,23 +54,42 @@ extension SessionRepository {
         }
         var made = try await IdentityRepository.insertUsers(newUsers, on: db).makeIterator()
         var reads = BatchReads(wanted: batch.reduce(into: [:]) { $0[$1.request.environment.name, default: 0] += 1 })
-        var outputs: [(AllocationOutcome, AuthenticatedUser)] = []
-        outputs.reserveCapacity(batch.count)
+        var writes = BatchWrites(key: key)
+        var planned: [(Planned, AuthenticatedUser)] = []
+        planned.reserveCapacity(batch.count)
         for pending in batch {
             let user: AuthenticatedUser?
             if case .existing(let existing) = pending.request.user { user = existing } else { user = made.next() }
             guard let user else { throw StorageError.misuse("a new user of the batch was not inserted") }
-            outputs.append(try await allocate(pending, user: user, reads: &reads, key: key, on: db))
+            planned.append((try await allocate(pending, user: user, reads: &reads, writes: &writes, on: db), user))
         }
-        return outputs
+        try await writes.flush(on: db)
+        return try planned.map { plan, user in
+            switch plan {
+            case .decided(let outcome): return (outcome, user)
+            case .created(let index):
+                guard let (session, token) = writes.created[index] else {
+                    throw StorageError.misuse("a session made on demand was not written")
+                }
+                return (.allocated(session, token: token, via: .onDemand), user)
+            }
+        }
+    }
+
+    /// What one allocation of a batch came to: decided at once, or a session made on demand whose name (and so its
+    /// token) is known once the batch's writes are flushed.
+    enum Planned {
+        case decided(AllocationOutcome)
+        case created(Int)
     }
 
     /// What a batch reads once per environment: the ready spares (as many as it has requests for the environment,
-    /// handed out in order), and the count of live sessions (kept up to date as the batch creates sessions; claiming
-    /// a spare or evicting one leaves it unchanged, since a STOPPING session is still live).
+    /// handed out in order; locked on PostgreSQL so that nothing else changes them before the batch commits, and on
+    /// SQLite the batch is the only writer), and the count of live sessions (kept up to date as the batch creates
+    /// sessions; claiming a spare or evicting one leaves it unchanged, since a STOPPING session is still live).
     struct BatchReads {
         let wanted: [String: Int]
-        var names: [String: ArraySlice<String>] = [:]
+        var spares: [String: ArraySlice<SessionRecord>] = [:]
         var live: [String: Int] = [:]
 
         init(wanted: [String: Int]) { self.wanted = wanted }
@@ -73,34 +101,97 @@ extension SessionRepository {
             return counted
         }
 
-        mutating func nextSpare(_ environment: String, on db: any SQLDatabase) async throws -> String? {
-            if names[environment] == nil {
+        mutating func nextSpare(_ environment: String, on db: any SQLDatabase) async throws -> SessionRecord? {
+            if spares[environment] == nil {
+                // Rows another transaction holds (the runtime stopping an expired spare, say) are passed over.
+                let lock: SQLQueryString = db.dialect.name == "postgresql" ? "FOR UPDATE SKIP LOCKED" : ""
                 let rows = try await db.raw(
                     """
-                    SELECT name FROM sessions WHERE environment = \(bind: environment)
+                    SELECT * FROM sessions WHERE environment = \(bind: environment)
                     AND state = \(bind: SessionState.claimable.rawValue) AND owner_id IS NULL
-                    LIMIT \(bind: wanted[environment] ?? 1)
+                    LIMIT \(bind: wanted[environment] ?? 1) \(lock)
                     """
                 ).all()
-                names[environment] = ArraySlice(try rows.map { try $0.decode(column: "name", as: String.self) })
+                spares[environment] = ArraySlice(try rows.map(SessionRepository.decode))
             }
-            return names[environment]?.popFirst()
+            return spares[environment]?.popFirst()
+        }
+
+        /// A spare stopped by the batch is no longer there to claim.
+        mutating func forget(spare name: String) {
+            for (environment, slice) in spares { spares[environment] = slice.filter { $0.name != name } }
+        }
+    }
+
+    /// What a batch has decided and not yet written.
+    struct BatchWrites {
+        let key: SymmetricKey
+        /// Spares claimed: the session as it is once claimed, its parameters as stored, when.
+        var claims: [Claim] = []
+        /// Sessions made on demand, waiting for a name: the session (named once flushed), its nonce and parameters.
+        var creations: [(session: SessionRecord, nonce: String?, parametersText: String)] = []
+        /// The sessions made on demand, by their index in `creations`, once written: with their tokens.
+        var created: [Int: (SessionRecord, String?)] = [:]
+        var flushedCreations = 0
+
+        init(key: SymmetricKey) { self.key = key }
+
+        /// Writes what is pending: the claims in one statement, the new sessions' names in one statement per
+        /// environment and the sessions in one insert.
+        mutating func flush(on db: any SQLDatabase) async throws {
+            if !claims.isEmpty {
+                try await SessionRepository.claim(claims, on: db)
+                claims.removeAll(keepingCapacity: true)
+            }
+            guard flushedCreations < creations.count else { return }
+            let pending = flushedCreations..<creations.count
+            var counts: [String: Int] = [:]
+            var order: [String] = []
+            for index in pending {
+                let environment = creations[index].session.environment
+                if counts[environment] == nil { order.append(environment) }
+                counts[environment, default: 0] += 1
+            }
+            var names: [String: IndexingIterator<[String]>] = [:]
+            for environment in order {
+                names[environment] = try await SessionRepository.nextNames(environment, count: counts[environment] ?? 0, on: db)
+                    .makeIterator()
+            }
+            var rows: [(session: SessionRecord, parametersText: String)] = []
+            for index in pending {
+                var (session, nonce, parametersText) = creations[index]
+                guard let name = names[session.environment]?.next() else {
+                    throw StorageError.misuse("no name for a session made on demand")
+                }
+                session.name = name
+                var token: String?
+                if let nonce {
+                    token = Secrets.activationToken(key: key, session: name, nonce: nonce)
+                    session.tokenDigest = token.map(Secrets.digest)
+                }
+                rows.append((session, parametersText))
+                created[index] = (session, token)
+            }
+            try await SessionRepository.insert(rows, on: db)
+            flushedCreations = creations.count
         }
     }
 
     /// One allocation of a batch, seeing the ones before it.
     static func allocate(
-        _ pending: PendingAllocation, user: AuthenticatedUser, reads: inout BatchReads, key: SymmetricKey,
+        _ pending: PendingAllocation, user: AuthenticatedUser, reads: inout BatchReads, writes: inout BatchWrites,
         on db: any SQLDatabase
-    ) async throws -> (AllocationOutcome, AuthenticatedUser) {
+    ) async throws -> Planned {
         let request = pending.request
         let now = pending.now
         let environment = request.environment
         let policy = AllocationPolicy(request)
+        let key = writes.key
 
         // 1. and 2.: the user's live sessions answer both the reuse and the per-user cap (a user made now has none).
         var held: [SessionRecord] = []
         if case .existing = request.user {
+            try await writes.flush(on: db)
             held = try await db.raw(
                 """
                 SELECT * FROM sessions WHERE owner_id = \(bind: user.id) AND state IN (\(binds: values(SessionState.live)))
@@ -110,12 +201,12 @@ extension SessionRepository {
         }
         switch policy.decide(user: user, held: held, environmentName: environment.name) {
         case .refuse:
-            return (.unavailable, user)
+            return .decided(.unavailable)
         case .cannotReacquire:
-            return (.cannotReacquire, user)
+            return .decided(.cannotReacquire)
         case .reuse(var session, let restartActivation):
             guard let nonce = session.tokenNonce, request.withToken else {
-                return (.allocated(session, token: nil, via: .reused), user)
+                return .decided(.allocated(session, token: nil, via: .reused))
             }
             if restartActivation {
                 // The activation window starts again; the token stays the same.
@@ -126,53 +217,54 @@ extension SessionRepository {
                     .where("name", .equal, session.name).run()
             }
             let token = Secrets.activationToken(key: key, session: session.name, nonce: nonce)
-            return (.allocated(session, token: token, via: .reused), user)
+            return .decided(.allocated(session, token: token, via: .reused))
         case .allocate:
             break
         }
 
         let nonce = request.withToken ? Secrets.token(length: 24) : nil
-        func assignment(_ name: String) -> (token: String?, digest: String?) {
-            guard let nonce else { return (nil, nil) }
-            let token = Secrets.activationToken(key: key, session: name, nonce: nonce)
-            return (token, Secrets.digest(token))
-        }
         let grant = policy.grant(now: now)
+        let parameters = AllocationPolicy.resolve(request.parameters, defaults: environment.workshop.parameters)
 
-        // 3. A ready hot spare. (An earlier allocation of the batch may have evicted a spare read for it: the guard
-        // in the update skips it.)
-        let claimable = SessionState.claimable
-        guard let claimed = claimable.after(policy.claimEvent) else {
-            throw StorageError.misuse("a spare cannot be claimed from \(claimable.rawValue)")
+        // 3. A ready hot spare.
+        guard let claimed = SessionState.claimable.after(policy.claimEvent) else {
+            throw StorageError.misuse("a spare cannot be claimed from \(SessionState.claimable.rawValue)")
         }
-        while let name = try await reads.nextSpare(environment.name, on: db) {
-            let (token, digest) = assignment(name)
-            if let session = try await db.raw(
-                """
-                UPDATE sessions SET owner_id = \(bind: user.id), owner_name = \(bind: user.username),
-                    state = \(bind: claimed.rawValue), token_nonce = \(bind: nonce), token_digest = \(bind: digest),
-                    pending = \(bind: grant.pending), index_url = \(bind: request.indexURL),
-                    analytics_url = \(bind: request.analyticsURL), parameters = \(bind: pending.parametersText),
-                    started_at = \(bind: grant.startedAt), expires_at = \(bind: grant.expiresAt),
-                    deadline_at = \(bind: grant.deadlineAt), updated_at = \(bind: now)
-                WHERE name = \(bind: name) AND state = \(bind: claimable.rawValue) AND owner_id IS NULL
-                RETURNING *
-                """
-            ).first().map(Self.decode) {
-                return (.allocated(session, token: token, via: .spare), user)
-            }
+        if var session = try await reads.nextSpare(environment.name, on: db) {
+            let token = nonce.map { Secrets.activationToken(key: key, session: session.name, nonce: $0) }
+            session.ownerID = user.id
+            session.ownerName = user.username
+            session.state = claimed
+            session.tokenNonce = nonce
+            session.tokenDigest = token.map(Secrets.digest)
+            session.pending = grant.pending
+            session.indexURL = request.indexURL
+            session.analyticsURL = request.analyticsURL
+            session.parameters = parameters
+            session.startedAt = grant.startedAt
+            session.expiresAt = grant.expiresAt
+            session.deadlineAt = grant.deadlineAt
+            writes.claims.append(Claim(session: session, parametersText: pending.parametersText, now: now))
+            return .decided(.allocated(session, token: token, via: .spare))
         }
 
         // 4. On demand, within capacity and the portal maximum.
         let active = try await reads.liveCount(environment.name, on: db)
         let decision = try await policy.onDemand(
             environmentLive: active,
-            portalAllocated: { try await Self.count(environment: nil, owned: true, in: SessionState.live, on: db) },
-            portalLive: { try await Self.count(environment: nil, owned: nil, in: SessionState.live, on: db) })
+            portalAllocated: {
+                try await writes.flush(on: db)
+                return try await Self.count(environment: nil, owned: true, in: SessionState.live, on: db)
+            },
+            portalLive: {
+                try await writes.flush(on: db)
+                return try await Self.count(environment: nil, owned: nil, in: SessionState.live, on: db)
+            })
         switch decision {
         case .refuse:
-            return (.unavailable, user)
+            return .decided(.unavailable)
         case .evictOldestSpareThenCreate:
+            try await writes.flush(on: db)
             guard
                 let oldest = try await db.raw(
                     """
@@ -180,25 +272,78 @@ extension SessionRepository {
                     ORDER BY created_at, name LIMIT 1
                     """
                 ).first()
-            else { return (.unavailable, user) }
-            try await Self.stop([try oldest.decode(column: "name", as: String.self)], now: now, on: db)
+            else { return .decided(.unavailable) }
+            let name = try oldest.decode(column: "name", as: String.self)
+            try await Self.stop([name], now: now, on: db)
+            reads.forget(spare: name)
         case .create:
             break
         }
-        let name = try await Self.nextNames(environment.name, count: 1, on: db)[0]
-        let (token, digest) = assignment(name)
         let session = SessionRecord(
-            name: name, environment: environment.name, workshop: environment.workshop.name,
+            name: "", environment: environment.name, workshop: environment.workshop.name,
             state: policy.onDemandState, ownerID: user.id, ownerName: user.username,
-            tokenNonce: nonce, tokenDigest: digest, pending: grant.pending, indexURL: request.indexURL,
-            analyticsURL: request.analyticsURL, parameters: [], provision: .pending, attempts: 0,
+            tokenNonce: nonce, tokenDigest: nil, pending: grant.pending, indexURL: request.indexURL,
+            analyticsURL: request.analyticsURL, parameters: parameters, provision: .pending, attempts: 0,
             nextAttemptAt: now, errorMessage: nil, url: nil, handle: nil, createdAt: now, startedAt: grant.startedAt,
             expiresAt: grant.expiresAt, deadlineAt: grant.deadlineAt, stoppedAt: nil)
-        try await Self.insert([(session, pending.parametersText)], on: db)
+        writes.creations.append((session, nonce, pending.parametersText))
         reads.live[environment.name] = active + 1
-        var stored = session
-        stored.parameters = AllocationPolicy.resolve(request.parameters, defaults: environment.workshop.parameters)
-        return (.allocated(stored, token: token, via: .onDemand), user)
+        return .created(writes.creations.count - 1)
+    }
+
+    /// Claims spares in one statement. Each was read (and on PostgreSQL locked) by this transaction as claimable and
+    /// unowned, so each must still be; the guard is checked anyway, and a claim that did not apply fails the batch
+    /// rather than handing out a session twice.
+    struct Claim {
+        var session: SessionRecord
+        var parametersText: String
+        var now: Date
+    }
+
+    static func claim(_ claims: [Claim], on db: any SQLDatabase) async throws {
+        // Casts tell PostgreSQL the type of a column whose binds are all NULL; SQLite takes the values as they are.
+        let postgres = db.dialect.name == "postgresql"
+        func column(_ name: String, _ type: String) -> SQLQueryString {
+            postgres ? "CAST(claims.\(unsafeRaw: name) AS \(unsafeRaw: type))" : "claims.\(unsafeRaw: name)"
+        }
+        for start in stride(from: 0, to: claims.count, by: 200) {
+            let chunk = claims[start..<min(start + 200, claims.count)]
+            var rows: SQLQueryString = ""
+            for (offset, claim) in chunk.enumerated() {
+                let session = claim.session
+                rows = rows + (offset == 0 ? "" : ", ") + """
+                    (\(bind: session.name), \(bind: session.ownerID), \(bind: session.ownerName), \(bind: session.state.rawValue), \
+                    \(bind: session.tokenNonce), \(bind: session.tokenDigest), \(bind: session.pending), \
+                    \(bind: session.indexURL), \(bind: session.analyticsURL), \(bind: claim.parametersText), \
+                    \(bind: session.startedAt), \(bind: session.expiresAt), \(bind: session.deadlineAt), \(bind: claim.now))
+                    """
+            }
+            let statement: SQLQueryString =
+                """
+                WITH claims (claim_name, claim_owner_id, claim_owner_name, claim_state, claim_token_nonce, claim_token_digest,
+                    claim_pending, claim_index_url, claim_analytics_url, claim_parameters, claim_started_at, claim_expires_at,
+                    claim_deadline_at, claim_updated_at) AS (VALUES 
+                """ + rows + """
+                )
+                UPDATE sessions SET owner_id = \(column("claim_owner_id", "TEXT")),
+                    owner_name = \(column("claim_owner_name", "TEXT")), state = \(column("claim_state", "TEXT")),
+                    token_nonce = \(column("claim_token_nonce", "TEXT")), token_digest = \(column("claim_token_digest", "TEXT")),
+                    pending = \(column("claim_pending", "BOOLEAN")), index_url = \(column("claim_index_url", "TEXT")),
+                    analytics_url = \(column("claim_analytics_url", "TEXT")), parameters = \(column("claim_parameters", "TEXT")),
+                    started_at = \(column("claim_started_at", "TIMESTAMP")),
+                    expires_at = \(column("claim_expires_at", "TIMESTAMP")),
+                    deadline_at = \(column("claim_deadline_at", "TIMESTAMP")),
+                    updated_at = \(column("claim_updated_at", "TIMESTAMP"))
+                FROM claims
+                WHERE sessions.name = claims.claim_name AND sessions.state = \(bind: SessionState.claimable.rawValue)
+                    AND sessions.owner_id IS NULL
+                RETURNING name
+                """
+            let claimed = try await db.raw(statement).all().count
+            guard claimed == chunk.count else {
+                throw StorageError.misuse("\(chunk.count - claimed) of \(chunk.count) spares read as claimable could not be claimed")
+            }
+        }
     }
 
     /// The next `count` session names of an environment: `<env>-s001`, `<env>-s002`, … (the tally only grows), in one

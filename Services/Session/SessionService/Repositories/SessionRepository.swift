@@ -20,10 +20,15 @@ public struct SessionRepository: Sendable {
     public init(database: Database, key: ActivationKey) {
         self.database = database
         self.activationKey = key
+        let allocationMetrics = GroupCommitMetrics(kind: "allocations")
         self.allocations = GroupCommit(
             database: database, prepare: { db in try await Self.lockAllocations(on: db) },
+            observe: { allocationMetrics.record(calls: $0, elapsed: $1) },
             body: { batch, db in try await Self.allocate(batch, key: key.key, on: db) })
-        self.labOutcomes = GroupCommit(database: database, maxBatch: 256) { outcomes, db in
+        let outcomeMetrics = GroupCommitMetrics(kind: "lab_outcomes")
+        self.labOutcomes = GroupCommit(
+            database: database, maxBatch: 256, observe: { outcomeMetrics.record(calls: $0, elapsed: $1) }
+        ) { outcomes, db in
             try await Self.record(outcomes, on: db)
         }
     }
@@ -254,12 +259,18 @@ public struct SessionRepository: Sendable {
     public func trimSpares(_ environment: CatalogEnvironment, now: Date) async throws -> [String] {
         let now = EducatesTime.truncate(now)
         let policy = SparePolicy(settings: environment.settings, maximum: 0)
+        @Sendable func excess(on db: any SQLDatabase) async throws -> Int {
+            let spares = try await Self.count(environment: environment.name, owned: false, in: SessionState.spare, on: db)
+            guard spares > 0 else { return 0 }
+            let active = try await Self.count(environment: environment.name, owned: nil, in: SessionState.live, on: db)
+            return policy.excess(spares: spares, environmentLive: active)
+        }
+        // A glance without the lock first: almost every pass finds nothing to stop, and then it neither waits for
+        // the allocation lock nor holds it (nor commits a write) while session requests wait.
+        guard try await excess(on: database.sql) > 0 else { return [] }
         return try await changing(try await database.transaction { db in
             try await Self.lockAllocations(on: db)
-            let spares = try await Self.count(environment: environment.name, owned: false, in: SessionState.spare, on: db)
-            guard spares > 0 else { return [] }
-            let active = try await Self.count(environment: environment.name, owned: nil, in: SessionState.live, on: db)
-            let excess = policy.excess(spares: spares, environmentLive: active)
+            let excess = try await excess(on: db)
             guard excess > 0 else { return [] }
             let names = try await db.raw(
                 """
@@ -275,6 +286,10 @@ public struct SessionRepository: Sendable {
         })
     }
 
+    /// At most this many spares are made in one transaction, so that a large top-up does not hold the allocation
+    /// lock (and stall session requests) while it writes them all.
+    static let sparesPerTransaction = 100
+
     /// Tops the spares of an environment up to `reserved` (to `initial` the first time), within its capacity and the
     /// portal maximum. `initial = 0` means no spares until the first request. Answers the names created.
     public func topUp(_ environment: CatalogEnvironment, limits: SessionLimits, now: Date) async throws
@@ -282,44 +297,64 @@ public struct SessionRepository: Sendable {
     {
         let now = EducatesTime.truncate(now)
         let policy = SparePolicy(settings: environment.settings, maximum: limits.maximum)
-        let result = try await database.transaction { db -> (created: [String], target: Int) in
-            try await Self.lockAllocations(on: db)
-            let tally = try await db.raw(
-                "SELECT tally, initialized FROM environment_tally WHERE environment = \(bind: environment.name)"
-            ).first()
-            let history = SparePolicy.History(
-                initialized: try tally?.decode(column: "initialized", as: Bool.self) ?? false,
-                everUsed: (try tally?.decode(column: "tally", as: Int.self) ?? 0) > 0)
-            let target = policy.target(history)
-            if !history.initialized {
-                try await db.raw(
-                    """
-                    INSERT INTO environment_tally (environment, tally, initialized) VALUES (\(bind: environment.name), 0, \(bind: true))
-                    ON CONFLICT (environment) DO UPDATE SET initialized = \(bind: true)
-                    """
-                ).run()
+        // A glance without the lock first: almost every pass finds nothing to make (see `trimSpares`).
+        let glance = try await Self.spareNeed(environment.name, policy: policy, on: database.sql)
+        if glance.initialized && glance.want <= 0 { return ([], glance.target) }
+        var created: [String] = []
+        var target = glance.target
+        while true {
+            let chunk = try await database.transaction { db -> (names: [String], target: Int, more: Bool) in
+                try await Self.lockAllocations(on: db)
+                let need = try await Self.spareNeed(environment.name, policy: policy, on: db)
+                if !need.initialized {
+                    try await db.raw(
+                        """
+                        INSERT INTO environment_tally (environment, tally, initialized) VALUES (\(bind: environment.name), 0, \(bind: true))
+                        ON CONFLICT (environment) DO UPDATE SET initialized = \(bind: true)
+                        """
+                    ).run()
+                }
+                let count = min(need.want, Self.sparesPerTransaction)
+                guard count > 0 else { return ([], need.target, false) }
+                let names = try await Self.nextNames(environment.name, count: count, on: db)
+                let sessions = names.map { name in
+                    SessionRecord(
+                        name: name, environment: environment.name, workshop: environment.workshop.name,
+                        state: SessionState.initial(runsAtOnce: false),
+                        ownerID: nil, ownerName: nil, tokenNonce: nil, tokenDigest: nil, pending: false, indexURL: nil,
+                        analyticsURL: nil, parameters: [], provision: .pending, attempts: 0, nextAttemptAt: now,
+                        errorMessage: nil, url: nil, handle: nil, createdAt: now, startedAt: nil, expiresAt: nil,
+                        deadlineAt: nil, stoppedAt: nil)
+                }
+                try await Self.insert(sessions.map { ($0, "[]") }, on: db)
+                return (names, need.target, need.want > count)
             }
-            let spares = try await Self.count(environment: environment.name, owned: false, in: SessionState.spare, on: db)
-            let active = try await Self.count(environment: environment.name, owned: nil, in: SessionState.live, on: db)
-            let want = try await policy.toCreate(
-                target: target, spares: spares, environmentLive: active,
-                portalLive: { try await Self.count(environment: nil, owned: nil, in: SessionState.live, on: db) })
-            guard want > 0 else { return ([], target) }
-            let names = try await Self.nextNames(environment.name, count: want, on: db)
-            let sessions = names.map { name in
-                SessionRecord(
-                    name: name, environment: environment.name, workshop: environment.workshop.name,
-                    state: SessionState.initial(runsAtOnce: false),
-                    ownerID: nil, ownerName: nil, tokenNonce: nil, tokenDigest: nil, pending: false, indexURL: nil,
-                    analyticsURL: nil, parameters: [], provision: .pending, attempts: 0, nextAttemptAt: now,
-                    errorMessage: nil, url: nil, handle: nil, createdAt: now, startedAt: nil, expiresAt: nil,
-                    deadlineAt: nil, stoppedAt: nil)
-            }
-            try await Self.insert(sessions.map { ($0, "[]") }, on: db)
-            return (names, target)
+            created += chunk.names
+            target = chunk.target
+            if !chunk.names.isEmpty { changed() }
+            guard chunk.more else { break }
         }
-        if !result.created.isEmpty { changed() }
-        return result
+        return (created, target)
+    }
+
+    /// How many spares an environment wants made now, from its tally and counts; `initialized` is false until its
+    /// first top-up (which records it).
+    static func spareNeed(_ environment: String, policy: SparePolicy, on db: any SQLDatabase) async throws
+        -> (target: Int, want: Int, initialized: Bool)
+    {
+        let tally = try await db.raw(
+            "SELECT tally, initialized FROM environment_tally WHERE environment = \(bind: environment)"
+        ).first()
+        let history = SparePolicy.History(
+            initialized: try tally?.decode(column: "initialized", as: Bool.self) ?? false,
+            everUsed: (try tally?.decode(column: "tally", as: Int.self) ?? 0) > 0)
+        let target = policy.target(history)
+        let spares = try await Self.count(environment: environment, owned: false, in: SessionState.spare, on: db)
+        let active = try await Self.count(environment: environment, owned: nil, in: SessionState.live, on: db)
+        let want = try await policy.toCreate(
+            target: target, spares: spares, environmentLive: active,
+            portalLive: { try await Self.count(environment: nil, owned: nil, in: SessionState.live, on: db) })
+        return (target, want, history.initialized)
     }
 
     /// Sessions whose lab should be made now: not STOPPING or STOPPED, pending or failed and due.
