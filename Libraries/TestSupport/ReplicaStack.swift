@@ -7,16 +7,19 @@ public final class ReplicaStack: Sendable {
     public let base: Int
     public let port: Int
     public let replicas: Int
+    /// More `LABPORTAL_*` settings, in `up`'s environment and so in every replica's.
+    public let settings: [String: String]
 
     public static let services = ["catalog", "session", "classroom", "report"]
 
-    public init(replicas: Int) async throws {
+    public init(replicas: Int, settings: [String: String] = [:]) async throws {
         home = FileManager.default.temporaryDirectory
             .appendingPathComponent("labportal-replicas-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         base = try await freePortBase()
         port = try await freeLoopbackPort()
         self.replicas = replicas
+        self.settings = settings
     }
 
     public var environment: [String: String] {
@@ -27,6 +30,7 @@ public final class ReplicaStack: Sendable {
         environment["LABPORTAL_REPLICAS"] = String(replicas)
         environment["LABPORTAL_BIN_DIR"] = LocalStack.binDirectory
         environment["TMPDIR"] = home
+        environment.merge(settings) { _, setting in setting }
         return environment
     }
 

@@ -7,7 +7,9 @@ import Testing
 
 /// Two replicas of every service, started by `deploy/local/up` on the PostgreSQL server it manages, behind nginx, and
 /// the faults an operator meets: replicas starting together on an empty database, a rush against capacity, the
-/// database restarting under load, SIGTERM under load and idle. Figures are printed for the notes.
+/// database restarting under load, SIGTERM under load and idle, SIGKILL of a session replica under load, of the class
+/// scheduler's holder before a step comes due, and of a report replica in the middle of an export. Figures are
+/// printed for the notes.
 @Suite("Replicas under faults", .serialized)
 struct ReplicaFaultTests {
     static var enabled: Bool {
@@ -15,13 +17,15 @@ struct ReplicaFaultTests {
         return postgres && NginxProxy.binary != nil
     }
 
-    @Test("two replicas of every service: start together, hold capacity, survive a PostgreSQL restart, stop on SIGTERM, lose nothing to SIGKILL")
+    @Test("two replicas of every service: start together, hold capacity, survive a PostgreSQL restart, stop on SIGTERM, lose nothing to SIGKILL, move the scheduler and an export")
     func replicas() async throws {
         guard Self.enabled else {
             #expect(!TestBackends.postgresRequired && !NginxProxy.required, "PostgreSQL and nginx are required in this run")
             return
         }
-        let stack = try await ReplicaStack(replicas: 2)
+        // Small report pages, so that a 4,000-row export runs long enough to be killed in the middle.
+        let stack = try await ReplicaStack(
+            replicas: 2, settings: ["LABPORTAL_REPORTS_PAGE_SIZE": "10", "LABPORTAL_REPORTS_ROW_PAGE_SIZE": "10"])
         do {
             try await exercise(stack)
         } catch {
@@ -138,6 +142,7 @@ struct ReplicaFaultTests {
 
         try await killSessionReplicaUnderLoad(stack, token: token)
         try await moveSchedulerLease(stack)
+        try await killReportReplicaMidJob(stack)
     }
 
     /// A session-service replica killed with SIGKILL under churn, then restarted: every session handed out exists,
@@ -204,14 +209,39 @@ struct ReplicaFaultTests {
         }
     }
 
-    /// The replica holding the class scheduler's lease is killed: the other takes the lease within its lifetime.
+    /// The replica holding the class scheduler's lease is killed just before a class's provisioning comes due: the
+    /// other takes the lease within its lifetime and provisions the class.
     func moveSchedulerLease(_ stack: ReplicaStack) async throws {
+        let auth = try adminAuth(stack)
+        let course = try await httpRequest(
+            "POST", "\(stack.origin)/courses.json?name=Lease%20course&template_ids=hello-http&max_labs=3", headers: auth,
+            body: Data())
+        let courseID = try #require(course.json?["id"] as? String, "\(course.status) \(course.text)")
+        // Provisioning is due 20 s from now: after the kill, and after the lease (15 s) has expired.
+        let due = Date().addingTimeInterval(20)
+        let klass = try await httpRequest(
+            "POST", "\(stack.origin)/courses/\(courseID)/classes.json", headers: auth,
+            body: try JSONSerialization.data(withJSONObject: [
+                "start_at": ClassroomFlowTests.skytapTime(due.addingTimeInterval(3600)), "provision_hours": 1, "run_hours": 1,
+                "password": "",
+            ]))
+        let classID = try #require(klass.json?["id"] as? String, "\(klass.status) \(klass.text)")
+        let labs = try await httpRequest(
+            "POST", "\(stack.origin)/v2/classes/\(classID)/labs/create_multiple.json", headers: auth,
+            body: try JSONSerialization.data(withJSONObject: [["name": "Student 1"]]))
+        #expect(labs.status == 200, "\(labs.text)")
+        func state() async -> String? {
+            (try? await httpRequest("GET", "\(stack.origin)/v2/classes/\(classID).json", headers: auth))?.json?["state"] as? String
+        }
+        #expect(await state() == "scheduled")
+
         progress("SIGKILL of the class scheduler's holder")
         let holder = try psql(stack, "SELECT holder FROM classroom.leases WHERE name = 'classroom-scheduler'")
         let pids = [1, 2].compactMap { stack.pid("classroom", replica: $0) }
         let holding = try #require(pids.first { holder.contains(":\($0):") }, "lease holder \(holder) is no replica of \(pids)")
         let other = try #require(pids.first { $0 != holding })
         let killed = ContinuousClock.now
+        let killedAt = Date()
         kill(holding, SIGKILL)
         let moved = await eventually(attempts: 300, interval: .milliseconds(100)) {
             ((try? psql(stack, "SELECT holder FROM classroom.leases WHERE name = 'classroom-scheduler'")) ?? "")
@@ -220,6 +250,73 @@ struct ReplicaFaultTests {
         #expect(moved, "the other classroom replica did not take the scheduler lease within 30 s")
         print("replica faults: class scheduler lease moved \(seconds(ContinuousClock.now - killed)) s after its holder was killed (lease 15 s)")
         #expect(ContinuousClock.now - killed < .seconds(25), "within the lease's 15 s plus a renewal interval")
+
+        // The step that came due is applied by the new holder, on time (the scheduler's interval is 2 s).
+        let applied = await eventually(attempts: 400, interval: .milliseconds(100)) {
+            let current = await state()
+            return current != nil && current != "scheduled"
+        }
+        let late = Date().timeIntervalSince(due)
+        #expect(applied, "the class was not provisioned within 40 s of the kill")
+        print("replica faults: the class's provisioning, due \(String(format: "%.1f", due.timeIntervalSince(killedAt))) s after the kill, was applied \(String(format: "%.1f", late)) s after it came due, by the new holder")
+        #expect(late < 10, "the provisioning came due \(late) s ago and is not applied")
+        let provisioned = await eventually(attempts: 300, interval: .milliseconds(200)) {
+            (try? await httpRequest("GET", "\(stack.origin)/v2/classes/\(classID).json", headers: auth))?.json?["labs_created_at"] is String
+        }
+        let final = await state() ?? "?"
+        #expect(provisioned, "the class's labs were not made: \(final)")
+        progress("restarting the killed classroom replica")
+        let again = await stack.run("up")
+        try #require(again.status == 0, "deploy/local/up failed:\n\(again.output)")
+    }
+
+    /// The report-service replica running a long export is killed: the job's lease runs out, the other replica takes
+    /// it, and the report becomes ready with every row.
+    func killReportReplicaMidJob(_ stack: ReplicaStack) async throws {
+        progress("seeding 4,000 labs for a long export")
+        let url = try #require(stack.databaseURL)
+        let database = try await Database.open(.postgres(url: url, schema: "classroom"), logger: quietLogger)
+        let classID = try await database.withRunning { try await ReportFlowTests.seedLabs(into: $0, count: 4_000) }
+        let auth = try adminAuth(stack)
+        let created = try await httpRequest(
+            "POST", "\(stack.origin)/v2/classes/\(classID)/labs/exports.json", headers: auth, body: Data())
+        let id = try #require(created.json?["id"] as? String, "\(created.status) \(created.text)")
+        try #require(id.allSatisfy { $0.isNumber }, "export id \(id)")
+        func poll() async -> [String: Any] {
+            (try? await httpRequest("GET", "\(stack.origin)/v2/labs/exports/\(id).json", headers: auth))?.json ?? [:]
+        }
+        let running = await eventually(attempts: 600, interval: .milliseconds(50)) { (await poll()["rows"] as? Int ?? 0) > 0 }
+        try #require(running, "the export did not start")
+        let holder = try psql(stack, "SELECT holder FROM report.exports WHERE id = \(id)")
+        let pids = [1, 2].compactMap { stack.pid("report", replica: $0) }
+        let holding = try #require(pids.first { holder.contains(":\($0):") }, "export holder \(holder) is no replica of \(pids)")
+        let rowsAtKill = await poll()["rows"] as? Int ?? 0
+        #expect(await poll()["ready"] as? Bool == false, "still running when its replica is killed")
+        progress("SIGKILL of the report replica running export \(id) at \(rowsAtKill) rows")
+        let killed = ContinuousClock.now
+        kill(holding, SIGKILL)
+        let ready = await eventually(attempts: 1800, interval: .milliseconds(100)) { await poll()["ready"] as? Bool == true }
+        #expect(ready, "the export did not become ready within 180 s of the kill")
+        print("replica faults: export \(id) killed at \(rowsAtKill) of 4,000 rows, ready on the other replica \(seconds(ContinuousClock.now - killed)) s later (job lease 30 s)")
+        let done = await poll()
+        #expect(done["rows"] as? Int == 4_000)
+        let finisher = try psql(stack, "SELECT COALESCE(holder, '') FROM report.exports WHERE id = \(id)")
+        #expect(!finisher.contains(":\(holding):"), "finished by the killed replica?")
+        let csv = try await httpRequest("GET", "\(stack.origin)/v2/labs/exports/\(id).csv", headers: auth)
+        #expect(csv.status == 200)
+        let table = CSVTable.parse(String(decoding: csv.body, as: UTF8.self))
+        #expect(table.count == 4_001, "a header and every row, once")
+        #expect(Set(table.dropFirst().map { $0.first ?? "" }).count == 4_000)
+        #expect(table.dropFirst().contains { $0.count > 2 && $0[2] == "Lab 10000, \"seeded\"" })
+        progress("restarting the killed report replica")
+        let again = await stack.run("up")
+        try #require(again.status == 0, "deploy/local/up failed:\n\(again.output)")
+    }
+
+    func adminAuth(_ stack: ReplicaStack) throws -> [String: String] {
+        let c = try stack.credentials()
+        let basic = "Basic " + Data("\(c["LABPORTAL_ADMIN_USER"] ?? ""):\(c["LABPORTAL_ADMIN_API_TOKEN"] ?? "")".utf8).base64EncodedString()
+        return ["Authorization": basic, "Accept": "application/json", "Content-Type": "application/json"]
     }
 
     /// The live sessions of an environment that are owned, with their lab's URL.

@@ -200,7 +200,12 @@ struct ReportFlowTests {
     /// Seeds `count` labs of one class straight into classroom-service's database (the service is stopped).
     static func seedLabs(_ stack: LocalStack, count: Int) async throws -> String {
         let database = try await Database.open(.sqlite(path: "\(stack.home)/data/classroom.sqlite"), logger: quietLogger)
-        return try await database.withRunning { database in
+        return try await database.withRunning { database in try await seedLabs(into: database, count: count) }
+    }
+
+    /// Seeds `count` labs of one class (900, of course 900) into a classroom-service database; answers the class id.
+    static func seedLabs(into database: Database, count: Int) async throws -> String {
+        do {
             let now = Date()
             try await database.transaction { db in
                 try await db.raw(
@@ -227,16 +232,19 @@ struct ReportFlowTests {
                 ).run()
                 var id = 10_000
                 while id < 10_000 + count {
-                    let batch = (id..<min(id + 500, 10_000 + count)).map { labID in
-                        "(\(labID), 900, 'Lab \(labID), \"seeded\"', 'initialized', NULL, NULL, NULL, NULL, TRUE, FALSE, 'token\(labID)', NULL, 0, 0)"
+                    var rows: SQLQueryString = ""
+                    for labID in id..<min(id + 500, 10_000 + count) {
+                        rows = rows + (labID == id ? "" : ", ") + """
+                            (\(bind: labID), 900, \(bind: "Lab \(labID), \"seeded\""), 'initialized', NULL, NULL, NULL, NULL, TRUE, \
+                            FALSE, \(bind: "token\(labID)"), NULL, \(bind: now), \(bind: now))
+                            """
                     }
                     try await db.raw(
-                        SQLQueryString(
-                            """
-                            INSERT INTO labs (id, class_id, name, state, configuration_id, environment_url, error_message,
-                                target, pushed, removed, access_token, first_access_at, created_at, updated_at)
-                            VALUES \(unsafeRaw: batch.joined(separator: ", "))
-                            """)
+                        """
+                        INSERT INTO labs (id, class_id, name, state, configuration_id, environment_url, error_message,
+                            target, pushed, removed, access_token, first_access_at, created_at, updated_at)
+                        VALUES 
+                        """ + rows
                     ).run()
                     id += 500
                 }
