@@ -22,7 +22,7 @@ struct SessionPagesTests {
                 for index in 0..<12 {
                     let environment = index % 3 == 0 ? "lab-w02" : "lab-w01"
                     let answer = try await client.call(
-                        .post, "/workshops/environment/\(environment)/request/?index_url=http://x.test/&user=user\(index % 4)",
+                        .post, "/workshops/environment/\(environment)/request/?index_url=http://x.test/&user=user\(index)",
                         headers: bearer(token))
                     #expect(answer.status == .ok, "\(answer.text)")
                     if index % 2 == 0 { harness.clock.advance(seconds: 1) }

@@ -51,24 +51,38 @@ struct WorkshopSessionController: Sendable {
         }
         let parameters = try Self.parameters(try await request.bodyData(limit: 1 << 20))
 
-        let requested: RequestedUser
-        if let name = query["user"], !name.isEmpty, let existing = try await dependencies.identity.repository.user(username: name) {
+        // A front end's own user id is used as the username (made on its first request, reused afterwards, as the
+        // real portal does); without one, each request is a new user with a uuid.
+        let supplied = query["user"].flatMap { $0.isEmpty ? nil : $0 }
+        func requestedUser() async throws -> RequestedUser {
+            guard let name = supplied else {
+                return .new(newUser(UUID().uuidString.lowercased()))
+            }
+            guard let existing = try await dependencies.identity.repository.user(username: name) else {
+                guard Validation.isFrontEndUserID(name) else {
+                    throw ServiceFailure(
+                        .badRequest, "user must be 1 to 150 of the characters A-Z a-z 0-9 - _ @ .", field: "user")
+                }
+                return .new(newUser(name))
+            }
             guard existing.user.role == .user || existing.user.role == .anonymous else {
                 throw ServiceFailure(.badRequest, "Session requests not permitted for user", field: "user")
             }
-            requested = .existing(existing.user)
-        } else {
-            requested = .new(
-                .init(
-                    username: UUID().uuidString.lowercased(), email: email,
-                    firstName: query["first_name"] ?? query["firstname"] ?? "",
-                    lastName: query["last_name"] ?? query["lastname"] ?? "", role: .anonymous))
+            return .existing(existing.user)
         }
-        let allocation = AllocationRequest(
-            environment: environment, limits: snapshot.portal.sessions, user: requested,
-            reacquire: query["session"].flatMap { $0.isEmpty ? nil : $0 }, withToken: true, timeout: timeout,
-            indexURL: indexURL, analyticsURL: query["analytics_url"], parameters: parameters)
-        let (outcome, user) = try await dependencies.sessions.allocate(allocation, now: dependencies.now())
+        func newUser(_ username: String) -> IdentityRepository.NewUser {
+            .init(
+                username: username, email: email, firstName: query["first_name"] ?? query["firstname"] ?? "",
+                lastName: query["last_name"] ?? query["lastname"] ?? "", role: .anonymous)
+        }
+        func allocation(_ user: RequestedUser) -> AllocationRequest {
+            AllocationRequest(
+                environment: environment, limits: snapshot.portal.sessions, user: user,
+                reacquire: query["session"].flatMap { $0.isEmpty ? nil : $0 }, withToken: true, timeout: timeout,
+                indexURL: indexURL, analyticsURL: query["analytics_url"], parameters: parameters)
+        }
+        let (outcome, user) = try await dependencies.sessions.allocate(
+            allocation(try await requestedUser()), now: dependencies.now())
         SessionMetrics.requested(environment: environment.name, outcome: outcome)
         switch outcome {
         case .unavailable:
@@ -327,6 +341,16 @@ enum Validation {
 
     static func isASCIIAlphanumeric(_ c: UInt8) -> Bool {
         (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)
+    }
+
+    /// A front end's own user id on `/request/`: what the real portal accepts there, `[-A-Za-z0-9_@.]`, at most 150
+    /// characters (Django's username length).
+    static func isFrontEndUserID(_ value: String) -> Bool {
+        !value.isEmpty && value.utf8.count <= 150
+            && value.utf8.allSatisfy {
+                isASCIIAlphanumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "@")
+                    || $0 == UInt8(ascii: ".")
+            }
     }
 
     /// A plausible email address: one `@`, a local part, and a dotted domain without spaces.

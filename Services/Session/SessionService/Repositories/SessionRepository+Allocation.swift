@@ -12,7 +12,20 @@ extension SessionRepository {
     /// as if they ran one by one.
     public func allocate(_ request: AllocationRequest, now: Date) async throws -> (AllocationOutcome, AuthenticatedUser) {
         defer { changed() }
-        return try await allocations.run(try PendingAllocation(request, now: now))
+        do {
+            return try await allocations.run(try PendingAllocation(request, now: now))
+        } catch where StorageError.isUniqueViolation(error) {
+            // A new user named by the front end was made at the same moment by another request (on another
+            // replica): it exists now, and the request is the one of a known user.
+            guard case .new(let new) = request.user, let existing = try await IdentityRepository.user(username: new.username, on: database.sql)
+            else { throw error }
+            guard existing.user.role == .user || existing.user.role == .anonymous else {
+                throw ServiceFailure(.badRequest, "Session requests not permitted for user", field: "user")
+            }
+            var known = request
+            known.user = .existing(existing.user)
+            return try await allocations.run(try PendingAllocation(known, now: now))
+        }
     }
 
     struct PendingAllocation: Sendable {
@@ -48,20 +61,32 @@ extension SessionRepository {
     static func allocate(_ batch: [PendingAllocation], key: SymmetricKey, on db: any SQLDatabase) async throws
         -> [(AllocationOutcome, AuthenticatedUser)]
     {
-        let newUsers = batch.compactMap { pending -> (user: IdentityRepository.NewUser, now: Date)? in
-            if case .new(let new) = pending.request.user { return (new, pending.now) }
-            return nil
+        // New users, each once: two requests of the batch may name the same new user (a front end's own id).
+        var newUsers: [(user: IdentityRepository.NewUser, now: Date)] = []
+        var seen: Set<String> = []
+        for pending in batch {
+            if case .new(let new) = pending.request.user, seen.insert(new.username).inserted { newUsers.append((new, pending.now)) }
         }
-        var made = try await IdentityRepository.insertUsers(newUsers, on: db).makeIterator()
+        let made = Dictionary(
+            try await IdentityRepository.insertUsers(newUsers, on: db).map { ($0.username, $0) }, uniquingKeysWith: { a, _ in a })
         var reads = BatchReads(wanted: batch.reduce(into: [:]) { $0[$1.request.environment.name, default: 0] += 1 })
         var writes = BatchWrites(key: key)
         var planned: [(Planned, AuthenticatedUser)] = []
         planned.reserveCapacity(batch.count)
+        var firstUse: Set<String> = []
         for pending in batch {
             let user: AuthenticatedUser?
-            if case .existing(let existing) = pending.request.user { user = existing } else { user = made.next() }
+            var fresh = false
+            switch pending.request.user {
+            case .existing(let existing):
+                user = existing
+            case .new(let new):
+                user = made[new.username]
+                fresh = firstUse.insert(new.username).inserted
+            }
             guard let user else { throw StorageError.misuse("a new user of the batch was not inserted") }
-            planned.append((try await allocate(pending, user: user, reads: &reads, writes: &writes, on: db), user))
+            planned.append(
+                (try await allocate(pending, user: user, fresh: fresh, reads: &reads, writes: &writes, on: db), user))
         }
         try await writes.flush(on: db)
         return try planned.map { plan, user in
@@ -177,10 +202,11 @@ extension SessionRepository {
         }
     }
 
-    /// One allocation of a batch, seeing the ones before it.
+    /// One allocation of a batch, seeing the ones before it. `fresh`: the user was made by this request, so holds
+    /// nothing yet.
     static func allocate(
-        _ pending: PendingAllocation, user: AuthenticatedUser, reads: inout BatchReads, writes: inout BatchWrites,
-        on db: any SQLDatabase
+        _ pending: PendingAllocation, user: AuthenticatedUser, fresh: Bool, reads: inout BatchReads,
+        writes: inout BatchWrites, on db: any SQLDatabase
     ) async throws -> Planned {
         let request = pending.request
         let now = pending.now
@@ -190,7 +216,7 @@ extension SessionRepository {
 
         // 1. and 2.: the user's live sessions answer both the reuse and the per-user cap (a user made now has none).
         var held: [SessionRecord] = []
-        if case .existing = request.user {
+        if !fresh {
             try await writes.flush(on: db)
             held = try await db.raw(
                 """

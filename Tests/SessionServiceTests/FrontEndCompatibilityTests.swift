@@ -1,0 +1,110 @@
+import Contracts
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import ServerKit
+@testable import SessionService
+import Storage
+import TestSupport
+import Testing
+
+/// What real Educates front ends rely on where the seed is silent (issue 14): their own user ids, and reacquiring a
+/// known session.
+@Suite("Educates front ends: their own user ids, reacquiring a session")
+struct FrontEndCompatibilityTests {
+    static func path(_ extra: String, env: String = "lab-w01") -> String {
+        "/workshops/environment/\(env)/request/?index_url=https%3A%2F%2Fhub.test%2F\(extra)"
+    }
+
+    @Test("a user id the portal does not know is made under that name, and its next request gets the same session", arguments: TestBackends.all)
+    func ownUserIDs(backend: DatabaseBackend) async throws {
+        let portal = StubCatalog.portal([StubCatalog.environment("lab-w01", workshop: "ws", capacity: 5)])
+        try await SessionHarness.with(backend, portal: portal) { harness in
+            try await harness.application().test(.router) { client in
+                let token = try await client.robotToken(harness.credentials)
+                let first = try await client.call(.get, Self.path("&user=alice"), headers: bearer(token))
+                #expect(first.status == .ok, "\(first.text)")
+                #expect(first.json["user"] as? String == "alice")
+                let again = try await client.call(.get, Self.path("&user=alice"), headers: bearer(token))
+                #expect(again.json["user"] as? String == "alice")
+                #expect(again.json["name"] as? String == first.json["name"] as? String, "the same session, not a new one")
+                let user = try #require(try await harness.dependencies.identity.repository.user(username: "alice"))
+                #expect(user.user.role == .anonymous)
+
+                // The characters the real portal accepts on /request/, e-mail addresses among them.
+                let mail = try await client.call(.get, Self.path("&user=a.b-c_d%40example.com"), headers: bearer(token))
+                #expect(mail.status == .ok && mail.json["user"] as? String == "a.b-c_d@example.com", "\(mail.text)")
+                for bad in ["bad%20name", "%C3%A9t%C3%A9", String(repeating: "x", count: 151), "a/b"] {
+                    let refused = try await client.call(.get, Self.path("&user=\(bad)"), headers: bearer(token))
+                    #expect(refused.status == .badRequest, "\(bad): \(refused.text)")
+                    #expect(refused.json["field"] as? String == "user", "\(refused.text)")
+                }
+                // Without `user`, every request is a new user.
+                let anonymous = try await client.call(.get, Self.path(""), headers: bearer(token))
+                #expect(UUID(uuidString: anonymous.json["user"] as? String ?? "") != nil)
+            }
+        }
+    }
+
+    @Test("many first requests of one new user id at once make one user with one session", arguments: TestBackends.all)
+    func concurrentFirstRequests(backend: DatabaseBackend) async throws {
+        let portal = StubCatalog.portal([StubCatalog.environment("lab-w01", workshop: "ws", capacity: 20, reserved: 2)])
+        try await SessionHarness.with(backend, portal: portal) { harness in
+            try await harness.pass()
+            try await harness.application().test(.router) { client in
+                let token = try await client.robotToken(harness.credentials)
+                let answers = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+                    for _ in 0..<24 {
+                        group.addTask {
+                            let answer = try await client.call(.get, Self.path("&user=carol"), headers: bearer(token))
+                            return (Int(answer.status.code), answer.json["name"] as? String)
+                        }
+                    }
+                    var all: [(Int, String?)] = []
+                    for try await answer in group { all.append(answer) }
+                    return all
+                }
+                #expect(answers.allSatisfy { $0.0 == 200 }, "\(answers)")
+                #expect(Set(answers.compactMap(\.1)).count == 1, "one session for carol: \(answers)")
+                let live = try await harness.dependencies.sessions.sessions(in: SessionState.live)
+                #expect(live.filter { $0.ownerName == "carol" }.count == 1)
+                // A request that still took carol for new (it looked before another request made her) is answered
+                // as hers once its insert finds the name taken.
+                let (outcome, user) = try await harness.dependencies.sessions.allocate(
+                    AllocationRequest(
+                        environment: portal.environments[0], limits: portal.portal.sessions,
+                        user: .new(.init(username: "carol", role: .anonymous)), reacquire: nil, withToken: true,
+                        timeout: 60, indexURL: "x", analyticsURL: nil, parameters: []),
+                    now: harness.clock.now)
+                #expect(user.username == "carol")
+                guard case .allocated(let session, _, let via) = outcome else {
+                    Issue.record("not allocated: \(outcome)")
+                    return
+                }
+                #expect(session.name == answers.first?.1 && via == .reused)
+            }
+        }
+    }
+
+    @Test("`session=` gives back the user's live session by name, and nothing else", arguments: TestBackends.all)
+    func reacquire(backend: DatabaseBackend) async throws {
+        let portal = StubCatalog.portal([StubCatalog.environment("lab-w01", workshop: "ws", capacity: 5)])
+        try await SessionHarness.with(backend, portal: portal) { harness in
+            try await harness.application().test(.router) { client in
+                let token = try await client.robotToken(harness.credentials)
+                let first = try await client.call(.get, Self.path("&user=dana"), headers: bearer(token))
+                let name = try #require(first.json["name"] as? String)
+                let back = try await client.call(.get, Self.path("&user=dana&session=\(name)"), headers: bearer(token))
+                #expect(back.status == .ok, "\(back.text)")
+                #expect(back.json["name"] as? String == name)
+                #expect(queryItems(back.json["url"] as? String ?? "")["token"] == queryItems(first.json["url"] as? String ?? "")["token"])
+                // Another name, another user's session, or a user with none: never a new session.
+                let other = try await client.call(.get, Self.path("&user=dana&session=lab-w01-s999"), headers: bearer(token))
+                #expect(other.status == .serviceUnavailable)
+                let stranger = try await client.call(.get, Self.path("&user=erin&session=\(name)"), headers: bearer(token))
+                #expect(stranger.status == .serviceUnavailable)
+                #expect(try await harness.dependencies.sessions.sessions(in: SessionState.live).count == 1)
+            }
+        }
+    }
+}
