@@ -107,4 +107,72 @@ struct FrontEndCompatibilityTests {
             }
         }
     }
+
+    @Test("the robot client is public: a token by its id alone; a confidential client gets client_credentials tokens", arguments: TestBackends.all)
+    func oauthClients(backend: DatabaseBackend) async throws {
+        let portal = StubCatalog.portal([StubCatalog.environment("lab-w01", workshop: "ws", capacity: 5)])
+        try await SessionHarness.with(backend, portal: portal) { harness in
+            let c = harness.credentials
+            try await harness.application().test(.router) { client in
+                let password = [("grant_type", "password"), ("username", c.robotUser), ("password", c.robotPassword)]
+                // Educates front ends send the public client's id and no secret.
+                let byID = try await client.form("/oauth2/token/", password + [("client_id", c.robotClientID)])
+                #expect(byID.status == .ok, "\(byID.text)")
+                let token = try #require(byID.json["access_token"] as? String)
+                #expect(try await client.call(.get, Self.path(""), headers: bearer(token)).status == .ok)
+                // Its secret still works, and a wrong one is still refused.
+                #expect(try await client.form("/oauth2/token/", password, headers: basic(c.robotClientID, c.robotClientSecret)).status == .ok)
+                let wrong = try await client.form("/oauth2/token/", password, headers: basic(c.robotClientID, "wrong"))
+                #expect(wrong.status == .unauthorized && wrong.error == "invalid_client")
+                // A public client cannot use client_credentials, even with its secret.
+                let publicCredentials = try await client.form(
+                    "/oauth2/token/", [("grant_type", "client_credentials")], headers: basic(c.robotClientID, c.robotClientSecret))
+                #expect(publicCredentials.status == .badRequest && publicCredentials.error == "unauthorized_client")
+
+                // The confidential client: no token without its secret; with it, client_credentials gives a token
+                // for its service account (the robot), with no refresh token.
+                let serviceID = try #require(c.serviceClientID)
+                let serviceSecret = try #require(c.serviceClientSecret)
+                let noSecret = try await client.form("/oauth2/token/", [("grant_type", "client_credentials"), ("client_id", serviceID)])
+                #expect(noSecret.status == .unauthorized && noSecret.error == "invalid_client")
+                let badSecret = try await client.form(
+                    "/oauth2/token/", [("grant_type", "client_credentials")], headers: basic(serviceID, "wrong"))
+                #expect(badSecret.status == .unauthorized)
+                let granted = try await client.form(
+                    "/oauth2/token/", [("grant_type", "client_credentials")], headers: basic(serviceID, serviceSecret))
+                #expect(granted.status == .ok, "\(granted.text)")
+                #expect(granted.json["refresh_token"] == nil)
+                #expect(granted.json["token_type"] as? String == "Bearer")
+                let service = try #require(granted.json["access_token"] as? String)
+                let allocated = try await client.call(.get, Self.path(""), headers: bearer(service))
+                #expect(allocated.status == .ok, "the service account is the robot: \(allocated.text)")
+                // In the form body too.
+                let inBody = try await client.form(
+                    "/oauth2/token/",
+                    [("grant_type", "client_credentials"), ("client_id", serviceID), ("client_secret", serviceSecret)])
+                #expect(inBody.status == .ok)
+
+                // Revocation by the public client's id alone.
+                let revoked = try await client.form("/oauth2/revoke-token/", [("token", token), ("client_id", c.robotClientID)])
+                #expect(revoked.status == .ok)
+                #expect(try await client.call(.get, Self.path(""), headers: bearer(token)).status == .unauthorized)
+            }
+        }
+    }
+
+    @Test("a credentials file from before the service client still reads, with no service client")
+    func oldCredentialsFile() throws {
+        let text = """
+            LABPORTAL_ADMIN_USER=admin
+            LABPORTAL_ADMIN_PASSWORD=a
+            LABPORTAL_ADMIN_API_TOKEN=b
+            LABPORTAL_ROBOT_USER=robot
+            LABPORTAL_ROBOT_PASSWORD=c
+            LABPORTAL_ROBOT_CLIENT_ID=d
+            LABPORTAL_ROBOT_CLIENT_SECRET=e
+            """
+        let credentials = try BootstrapCredentials.parse(text, path: "old.env")
+        #expect(credentials.robotClientID == "d")
+        #expect(credentials.serviceClientID == nil && credentials.serviceClientSecret == nil)
+    }
 }

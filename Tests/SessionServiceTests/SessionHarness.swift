@@ -61,7 +61,8 @@ struct SessionHarness: Sendable {
     static let testCredentials = BootstrapCredentials(
         adminUser: "admin", adminPassword: "admin-password-1234", adminAPIToken: "AdminApiToken0123456789abcdefghij",
         robotUser: "robot", robotPassword: "robot-password-1234", robotClientID: "robot-client",
-        robotClientSecret: "robot-client-secret-0123456789")
+        robotClientSecret: "robot-client-secret-0123456789", serviceClientID: "service-client",
+        serviceClientSecret: "service-client-secret-0123456789")
 
     static func with<T: Sendable>(
         _ backend: DatabaseBackend = .sqlite, portal: CatalogPortal.Snapshot,

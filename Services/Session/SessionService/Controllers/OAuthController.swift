@@ -5,8 +5,9 @@ import Hummingbird
 import Logging
 import ServerKit
 
-/// OAuth2 for the Educates paths: `POST /oauth2/token/` (password and refresh_token grants, client credentials by
-/// HTTP Basic or in the form body) and `POST /oauth2/revoke-token/`. Answers and errors have the shapes of
+/// OAuth2 for the Educates paths: `POST /oauth2/token/` (password and refresh_token grants for any client;
+/// client_credentials for a confidential client with a service account; a client authenticates by HTTP Basic or in
+/// the form body, a public one by its id alone) and `POST /oauth2/revoke-token/`. Answers and errors have the shapes of
 /// django-oauth-toolkit, which Educates clients expect.
 struct OAuthController: Sendable {
     let dependencies: SessionDependencies
@@ -24,8 +25,9 @@ struct OAuthController: Sendable {
         return JSONResponse.make(json: .object(members), status: status, headers: headers)
     }
 
-    /// The client of the request (HTTP Basic first, then the form), checked against its secret.
-    func client(_ request: Request, form: FormParameters) async throws -> String? {
+    /// The client of the request (HTTP Basic first, then the form): checked against its secret when one is sent,
+    /// and by its id alone only when it is public.
+    func client(_ request: Request, form: FormParameters) async throws -> OAuthClient? {
         var id = form["client_id"]
         var secret = form["client_secret"]
         if let header = request.headers[.authorization], header.lowercased().hasPrefix("basic "),
@@ -35,10 +37,8 @@ struct OAuthController: Sendable {
             id = String(text[..<colon]).removingPercentEncoding
             secret = String(text[text.index(after: colon)...]).removingPercentEncoding
         }
-        guard let id, let secret, !id.isEmpty,
-            try await dependencies.identity.repository.checkClient(id: id, secret: secret)
-        else { return nil }
-        return id
+        guard let id, !id.isEmpty else { return nil }
+        return try await dependencies.identity.repository.authenticateClient(id: id, secret: secret)
     }
 
     static func form(_ request: inout Request) async throws -> FormParameters {
@@ -49,9 +49,10 @@ struct OAuthController: Sendable {
     @Sendable func token(_ request: Request, context: BasicRequestContext) async throws -> Response {
         var request = request
         let form = try await Self.form(&request)
-        guard let clientID = try await client(request, form: form) else {
+        guard let client = try await client(request, form: form) else {
             return Self.oauthError(.unauthorized, "invalid_client")
         }
+        let clientID = client.id
         let repository = dependencies.identity.repository
         let now = dependencies.now()
         let issued: IssuedTokens
@@ -71,7 +72,23 @@ struct OAuthController: Sendable {
                 let (tokens, _) = try await repository.refresh(refresh, clientID: clientID, now: now)
             else { return Self.oauthError(.badRequest, "invalid_grant", "Invalid refresh token.") }
             issued = tokens
-        case "client_credentials", "authorization_code", "implicit":
+        case "client_credentials":
+            // A confidential client, proved by its secret, for its own service account; no refresh token (RFC 6749
+            // §4.4.3): the client asks again.
+            guard client.kind == .confidential, client.secretChecked, let serviceUserID = client.serviceUserID,
+                let account = try await repository.user(id: serviceUserID)
+            else { return Self.oauthError(.badRequest, "unauthorized_client") }
+            let tokens = try await repository.issueGrant(userID: account.user.id, clientID: clientID, now: now)
+            context.logger.info("token issued", metadata: ["user": "\(account.user.username)", "grant": "client_credentials"])
+            return JSONResponse.make(
+                json: .object([
+                    ("access_token", .string(tokens.accessToken)),
+                    ("expires_in", .int(tokens.expiresIn)),
+                    ("token_type", "Bearer"),
+                    ("scope", "user:info"),
+                ]),
+                headers: [.cacheControl: "no-store", HTTPField.Name("Pragma")!: "no-cache"])
+        case "authorization_code", "implicit":
             return Self.oauthError(.badRequest, "unauthorized_client")
         case nil, "":
             return Self.oauthError(.badRequest, "unsupported_grant_type", "grant_type is required.")
@@ -92,7 +109,7 @@ struct OAuthController: Sendable {
     @Sendable func revoke(_ request: Request, context: BasicRequestContext) async throws -> Response {
         var request = request
         let form = try await Self.form(&request)
-        guard let clientID = try await client(request, form: form) else {
+        guard let clientID = try await client(request, form: form)?.id else {
             return Self.oauthError(.unauthorized, "invalid_client")
         }
         guard let token = form["token"], !token.isEmpty else {

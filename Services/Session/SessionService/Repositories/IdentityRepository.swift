@@ -23,6 +23,23 @@ enum TokenKind: String, Sendable {
 }
 
 /// What an OAuth2 grant produced.
+/// An OAuth client, as it authenticated.
+public struct OAuthClient: Sendable, Equatable {
+    public enum Kind: String, Sendable, Codable, CaseIterable {
+        /// Authenticates by its id alone (a browser or CLI cannot keep a secret).
+        case `public`
+        /// Needs its secret.
+        case confidential
+    }
+
+    public var id: String
+    public var kind: Kind
+    /// The account the client_credentials grant issues tokens for; nil if the client has none.
+    public var serviceUserID: String?
+    /// Whether the client proved itself with its secret.
+    public var secretChecked: Bool
+}
+
 public struct IssuedTokens: Sendable, Equatable {
     public var accessToken: String
     public var refreshToken: String
@@ -196,27 +213,45 @@ public struct IdentityRepository: Sendable {
 
     // MARK: Clients
 
-    public func ensureClient(id: String, secret: String, name: String, now: Date) async throws {
+    public func ensureClient(
+        id: String, secret: String, name: String, type: OAuthClient.Kind = .confidential, serviceUserID: String? = nil,
+        now: Date
+    ) async throws {
         try await database.sql.raw(
             """
-            INSERT INTO oauth_clients (client_id, secret_digest, name, created_at)
-            VALUES (\(bind: id), \(bind: Secrets.digest(secret)), \(bind: name), \(bind: now))
-            ON CONFLICT (client_id) DO UPDATE SET secret_digest = excluded.secret_digest
+            INSERT INTO oauth_clients (client_id, secret_digest, name, created_at, client_type, service_user_id)
+            VALUES (\(bind: id), \(bind: Secrets.digest(secret)), \(bind: name), \(bind: now), \(bind: type.rawValue),
+                \(bind: serviceUserID))
+            ON CONFLICT (client_id) DO UPDATE SET secret_digest = excluded.secret_digest,
+                client_type = excluded.client_type, service_user_id = excluded.service_user_id
             """
         ).run()
     }
 
+    /// The client `id`, if it authenticates: with `secret` when one is given (a wrong one never passes), by its id
+    /// alone when it is public. Nil otherwise.
+    public func authenticateClient(id: String, secret: String?) async throws -> OAuthClient? {
+        guard
+            let row = try await database.sql.select().columns("secret_digest", "client_type", "service_user_id")
+                .from("oauth_clients").where("client_id", .equal, id).first()
+        else {
+            _ = Secrets.constantTimeEquals(Secrets.digest(secret ?? ""), Secrets.digest(id))
+            return nil
+        }
+        let client = OAuthClient(
+            id: id, kind: try row.decodeEnum(column: "client_type", as: OAuthClient.Kind.self),
+            serviceUserID: try row.decodeOptional(column: "service_user_id", as: String.self), secretChecked: secret != nil)
+        if let secret {
+            guard Secrets.constantTimeEquals(try row.decode(column: "secret_digest", as: String.self), Secrets.digest(secret))
+            else { return nil }
+            return client
+        }
+        return client.kind == .public ? client : nil
+    }
+
     /// True when the client exists and `secret` is its secret.
     public func checkClient(id: String, secret: String) async throws -> Bool {
-        guard
-            let row = try await database.sql.select().column("secret_digest").from("oauth_clients")
-                .where("client_id", .equal, id).first()
-        else {
-            _ = Secrets.constantTimeEquals(Secrets.digest(secret), Secrets.digest(id))
-            return false
-        }
-        return Secrets.constantTimeEquals(
-            try row.decode(column: "secret_digest", as: String.self), Secrets.digest(secret))
+        try await authenticateClient(id: id, secret: secret) != nil
     }
 
     // MARK: Tokens

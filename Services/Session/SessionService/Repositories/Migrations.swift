@@ -164,5 +164,13 @@ enum SessionMigrations {
                 """,
                 "CREATE INDEX analytics_outbox_due ON analytics_outbox (next_attempt_at, seq)",
             ]),
+        Migration(
+            version: 9, name: "oauth_client_types",
+            statements: [
+                // A public client authenticates by its id alone (Educates' robot client); a confidential one needs its
+                // secret, and may have a service account for the client_credentials grant.
+                "ALTER TABLE oauth_clients ADD COLUMN client_type TEXT NOT NULL DEFAULT 'confidential'",
+                "ALTER TABLE oauth_clients ADD COLUMN service_user_id TEXT",
+            ]),
     ]
 }
