@@ -6,6 +6,7 @@ import ServerKit
 @testable import SessionService
 import Storage
 import TestSupport
+import Synchronization
 import Testing
 
 /// What real Educates front ends rely on where the seed is silent (issue 14): their own user ids, and reacquiring a
@@ -174,5 +175,70 @@ struct FrontEndCompatibilityTests {
         let credentials = try BootstrapCredentials.parse(text, path: "old.env")
         #expect(credentials.robotClientID == "d")
         #expect(credentials.serviceClientID == nil && credentials.serviceClientSecret == nil)
+    }
+
+    @Test("at the capacity edge, a spare still starting is handed out rather than a 503", arguments: TestBackends.all)
+    func startingSpareAtCapacity(backend: DatabaseBackend) async throws {
+        // Capacity 2, one spare: the first request claims the ready spare, whose replacement is still starting when
+        // the second comes. The real portal answers 200, 200.
+        let portal = StubCatalog.portal([StubCatalog.environment("lab-w01", workshop: "ws", capacity: 2, reserved: 1)])
+        let provisioner = StubProvisioner()
+        try await SessionHarness.with(backend, portal: portal, provisioner: provisioner) { harness in
+            try await harness.pass()  // the spare, ready
+            try await harness.application().test(.router) { client in
+                let token = try await client.robotToken(harness.credentials)
+                let first = try await client.call(.get, Self.path(""), headers: bearer(token))
+                #expect(first.status == .ok)
+                provisioner.holding.withLock { $0 = true }
+                try await harness.dependencies.runtime.pass()  // the replacement spare is made, and its lab is starting
+                let starting = try await harness.dependencies.sessions.sessions(in: [.starting]).filter { $0.ownerID == nil }
+                #expect(starting.count == 1, "a replacement spare is starting")
+                let second = try await client.call(.get, Self.path(""), headers: bearer(token))
+                #expect(second.status == .ok, "\(second.text)")
+                #expect(second.json["name"] as? String == starting.first?.name)
+                let claimed = try #require(try await harness.session(starting.first?.name ?? ""))
+                #expect(claimed.state == .starting && claimed.ownerID != nil && claimed.pending)
+                // Its lab comes up: it waits for activation, and the activation URL works.
+                provisioner.holding.withLock { $0 = false }
+                await harness.dependencies.runtime.waitForIdle()
+                #expect(try await harness.session(claimed.name)?.state == .waiting)
+                let activate = try await client.call(.get, second.json["url"] as? String ?? "")
+                #expect(activate.status == .found, "\(activate.text)")
+                #expect(try await harness.session(claimed.name)?.state == .running)
+                // Now the capacity is used: the next request is refused.
+                #expect(try await client.call(.get, Self.path(""), headers: bearer(token)).status == .serviceUnavailable)
+            }
+        }
+    }
+
+    @Test("on PostgreSQL, a spare that another transaction holds at that moment is waited for, not refused")
+    func lockedSpareAtCapacity() async throws {
+        guard TestBackends.postgresURL != nil else {
+            #expect(!TestBackends.postgresRequired, "PostgreSQL is required in this run")
+            return
+        }
+        let portal = StubCatalog.portal([StubCatalog.environment("lab-w01", workshop: "ws", capacity: 1, reserved: 1)])
+        try await SessionHarness.with(.postgres, portal: portal) { harness in
+            try await harness.pass()
+            let spare = try #require(try await harness.dependencies.sessions.sessions(in: [.waiting]).first)
+            try await harness.application().test(.router) { client in
+                let token = try await client.robotToken(harness.credentials)
+                // Another transaction (the runtime recording the spare's lab, say) holds its row for a moment.
+                let holding = Mutex(false)
+                let holder = Task {
+                    try await harness.database.transaction { db in
+                        _ = try await db.raw("SELECT name FROM sessions WHERE name = \(bind: spare.name) FOR UPDATE").all()
+                        holding.withLock { $0 = true }
+                        try await Task.sleep(for: .milliseconds(700))
+                    }
+                }
+                for _ in 0..<200 where !holding.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+                #expect(holding.withLock { $0 })
+                let answer = try await client.call(.get, Self.path(""), headers: bearer(token))
+                try await holder.value
+                #expect(answer.status == .ok, "\(answer.text)")
+                #expect(answer.json["name"] as? String == spare.name)
+            }
+        }
     }
 }

@@ -21,8 +21,10 @@ struct SessionModelTests {
     /// Every (state, event) pair, with what it leads to (DESIGN §5).
     static let transitions: [Transition] = [
         .init(from: .starting, event: .labReady, to: .waiting),
-        .init(from: .starting, event: .claimedForActivation, to: nil),
-        .init(from: .starting, event: .claimedToRun, to: nil),
+        // A spare still starting is claimed when no ready one is left (issue 14: never 503 while an unowned live
+        // spare exists); it stays STARTING for a token, and runs at once for the browser flow.
+        .init(from: .starting, event: .claimedForActivation, to: .starting),
+        .init(from: .starting, event: .claimedToRun, to: .running),
         .init(from: .starting, event: .activated, to: .running),
         .init(from: .starting, event: .stop, to: .stopping),
         .init(from: .starting, event: .tornDown, to: nil),

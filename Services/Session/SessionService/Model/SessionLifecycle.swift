@@ -5,9 +5,10 @@ import Contracts
 enum SessionEvent: String, Sendable, CaseIterable {
     /// The provisioner made the session's lab.
     case labReady
-    /// A front end's request claimed a ready spare: it waits for activation with a token.
+    /// A front end's request claimed a spare (ready, or still starting when none is ready): it waits for
+    /// activation with a token.
     case claimedForActivation
-    /// The browser flow claimed a ready spare: it runs at once (no token).
+    /// The browser flow claimed a spare: it runs at once (no token; the page waits for its lab).
     case claimedToRun
     /// The activation URL was followed (or the browser flow started it).
     case activated
@@ -21,7 +22,10 @@ extension SessionState {
     /// The session state machine: for each state, the events that apply to it and the state each leads to. An event
     /// that is not listed for a state does not apply (the write that carries it changes nothing).
     static let transitions: [SessionState: [SessionEvent: SessionState]] = [
-        .starting: [.labReady: .waiting, .activated: .running, .stop: .stopping],
+        .starting: [
+            .labReady: .waiting, .claimedForActivation: .starting, .claimedToRun: .running, .activated: .running,
+            .stop: .stopping,
+        ],
         .waiting: [
             .labReady: .waiting, .claimedForActivation: .waiting, .claimedToRun: .running, .activated: .running,
             .stop: .stopping,
@@ -53,8 +57,12 @@ extension SessionState {
     /// An unowned session in these states is a spare (ready or still starting).
     static let spare: [SessionState] = [.starting, .waiting]
 
-    /// The state a spare can be claimed from.
+    /// A ready spare: what `available` counts, and what a request claims first.
     static let claimable: SessionState = .waiting
+
+    /// The spares a request claims, in this order: ready ones, then (as the real portal does at the capacity edge)
+    /// ones still starting, so that no request is refused while an unowned live spare exists.
+    static let claimOrder: [SessionState] = [.waiting, .starting]
 
     /// The state a new session starts in: a spare or a session waiting for activation is STARTING until its lab is
     /// up; a session of the browser flow is RUNNING at once (the page waits for its lab).

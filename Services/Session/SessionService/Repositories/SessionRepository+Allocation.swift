@@ -115,6 +115,11 @@ extension SessionRepository {
     struct BatchReads {
         let wanted: [String: Int]
         var spares: [String: ArraySlice<SessionRecord>] = [:]
+        /// How many states of `SessionState.claimOrder` have been read per environment.
+        var statesRead: [String: Int] = [:]
+        /// Environments whose spares are read again waiting for rows that other transactions hold.
+        var waitingForLocks: Set<String> = []
+        var skipsLocked = false
         var live: [String: Int] = [:]
 
         init(wanted: [String: Int]) { self.wanted = wanted }
@@ -126,20 +131,51 @@ extension SessionRepository {
             return counted
         }
 
+        /// The next spare for a request of `environment`: the ready ones first, then those still starting (read
+        /// only once the ready ones run out).
         mutating func nextSpare(_ environment: String, on db: any SQLDatabase) async throws -> SessionRecord? {
-            if spares[environment] == nil {
-                // Rows another transaction holds (the runtime stopping an expired spare, say) are passed over.
-                let lock: SQLQueryString = db.dialect.name == "postgresql" ? "FOR UPDATE SKIP LOCKED" : ""
+            while true {
+                if let next = spares[environment]?.popFirst() { return next }
+                let read = statesRead[environment, default: 0]
+                guard read < SessionState.claimOrder.count else { return nil }
+                statesRead[environment] = read + 1
+                // Rows another transaction holds (the runtime recording a spare's lab, say) are passed over at first;
+                // before a request is refused, its environment's spares are read again waiting for them.
+                let lock: SQLQueryString
+                if db.dialect.name != "postgresql" {
+                    lock = ""
+                } else if waitingForLocks.contains(environment) {
+                    lock = "FOR UPDATE"
+                } else {
+                    lock = "FOR UPDATE SKIP LOCKED"
+                    skipsLocked = true
+                }
+                // Any ready spare will do (and an environment may keep thousands: no sort); of those still starting,
+                // the oldest is nearest to ready.
+                let order: SQLQueryString = read == 0 ? "" : "ORDER BY created_at, name"
                 let rows = try await db.raw(
                     """
                     SELECT * FROM sessions WHERE environment = \(bind: environment)
-                    AND state = \(bind: SessionState.claimable.rawValue) AND owner_id IS NULL
+                    AND state = \(bind: SessionState.claimOrder[read].rawValue) AND owner_id IS NULL
+                    \(order)
                     LIMIT \(bind: wanted[environment] ?? 1) \(lock)
                     """
                 ).all()
                 spares[environment] = ArraySlice(try rows.map(SessionRepository.decode))
             }
-            return spares[environment]?.popFirst()
+        }
+
+        /// Whether a spare of `environment` may have been passed over because another transaction held it.
+        func mayHavePassedOver(_ environment: String) -> Bool {
+            skipsLocked && !waitingForLocks.contains(environment)
+        }
+
+        /// Reads the spares of `environment` again, from the ready ones, waiting for rows other transactions hold.
+        /// (The batch's own claims must be written first.)
+        mutating func lookAgainWaitingForLocks(_ environment: String) {
+            waitingForLocks.insert(environment)
+            statesRead[environment] = 0
+            spares[environment] = []
         }
 
         /// A spare stopped by the batch is no longer there to claim.
@@ -252,40 +288,47 @@ extension SessionRepository {
         let grant = policy.grant(now: now)
         let parameters = AllocationPolicy.resolve(request.parameters, defaults: environment.workshop.parameters)
 
-        // 3. A ready hot spare.
-        guard let claimed = SessionState.claimable.after(policy.claimEvent) else {
-            throw StorageError.misuse("a spare cannot be claimed from \(SessionState.claimable.rawValue)")
+        // 3. A hot spare: a ready one, else one still starting. 4. Else on demand, within capacity and the portal
+        // maximum. A refusal is only given once no spare was passed over for being locked (see `BatchReads`).
+        var decision: AllocationPolicy.OnDemandDecision
+        while true {
+            if var session = try await reads.nextSpare(environment.name, on: db) {
+                let from = session.state
+                guard let claimed = from.after(policy.claimEvent) else {
+                    throw StorageError.misuse("a spare cannot be claimed from \(from.rawValue)")
+                }
+                let token = nonce.map { Secrets.activationToken(key: key, session: session.name, nonce: $0) }
+                session.ownerID = user.id
+                session.ownerName = user.username
+                session.state = claimed
+                session.tokenNonce = nonce
+                session.tokenDigest = token.map(Secrets.digest)
+                session.pending = grant.pending
+                session.indexURL = request.indexURL
+                session.analyticsURL = request.analyticsURL
+                session.parameters = parameters
+                session.startedAt = grant.startedAt
+                session.expiresAt = grant.expiresAt
+                session.deadlineAt = grant.deadlineAt
+                writes.claims.append(Claim(session: session, from: from, parametersText: pending.parametersText, now: now))
+                return .decided(.allocated(session, token: token, via: .spare))
+            }
+            let active = try await reads.liveCount(environment.name, on: db)
+            decision = try await policy.onDemand(
+                environmentLive: active,
+                portalAllocated: {
+                    try await writes.flush(on: db)
+                    return try await Self.count(environment: nil, owned: true, in: SessionState.live, on: db)
+                },
+                portalLive: {
+                    try await writes.flush(on: db)
+                    return try await Self.count(environment: nil, owned: nil, in: SessionState.live, on: db)
+                })
+            guard decision != .create, reads.mayHavePassedOver(environment.name) else { break }
+            // The claims so far are written first, so that the second look does not find them again.
+            try await writes.flush(on: db)
+            reads.lookAgainWaitingForLocks(environment.name)
         }
-        if var session = try await reads.nextSpare(environment.name, on: db) {
-            let token = nonce.map { Secrets.activationToken(key: key, session: session.name, nonce: $0) }
-            session.ownerID = user.id
-            session.ownerName = user.username
-            session.state = claimed
-            session.tokenNonce = nonce
-            session.tokenDigest = token.map(Secrets.digest)
-            session.pending = grant.pending
-            session.indexURL = request.indexURL
-            session.analyticsURL = request.analyticsURL
-            session.parameters = parameters
-            session.startedAt = grant.startedAt
-            session.expiresAt = grant.expiresAt
-            session.deadlineAt = grant.deadlineAt
-            writes.claims.append(Claim(session: session, parametersText: pending.parametersText, now: now))
-            return .decided(.allocated(session, token: token, via: .spare))
-        }
-
-        // 4. On demand, within capacity and the portal maximum.
-        let active = try await reads.liveCount(environment.name, on: db)
-        let decision = try await policy.onDemand(
-            environmentLive: active,
-            portalAllocated: {
-                try await writes.flush(on: db)
-                return try await Self.count(environment: nil, owned: true, in: SessionState.live, on: db)
-            },
-            portalLive: {
-                try await writes.flush(on: db)
-                return try await Self.count(environment: nil, owned: nil, in: SessionState.live, on: db)
-            })
         switch decision {
         case .refuse:
             return .decided(.unavailable)
@@ -313,15 +356,18 @@ extension SessionRepository {
             nextAttemptAt: now, errorMessage: nil, url: nil, handle: nil, createdAt: now, startedAt: grant.startedAt,
             expiresAt: grant.expiresAt, deadlineAt: grant.deadlineAt, stoppedAt: nil)
         writes.creations.append((session, nonce, pending.parametersText))
-        reads.live[environment.name] = active + 1
+        reads.live[environment.name, default: 0] += 1
         return .created(writes.creations.count - 1)
     }
 
-    /// Claims spares in one statement. Each was read (and on PostgreSQL locked) by this transaction as claimable and
-    /// unowned, so each must still be; the guard is checked anyway, and a claim that did not apply fails the batch
+    /// Claims spares in one statement. Each was read (and on PostgreSQL locked) by this transaction as an unowned
+    /// spare in the state it is claimed from, so each must still be; the guard is checked anyway, and a claim that did not apply fails the batch
     /// rather than handing out a session twice.
     struct Claim {
+        /// The session as it is once claimed.
         var session: SessionRecord
+        /// The state it was read in.
+        var from: SessionState
         var parametersText: String
         var now: Date
     }
@@ -341,14 +387,14 @@ extension SessionRepository {
                     (\(bind: session.name), \(bind: session.ownerID), \(bind: session.ownerName), \(bind: session.state.rawValue), \
                     \(bind: session.tokenNonce), \(bind: session.tokenDigest), \(bind: session.pending), \
                     \(bind: session.indexURL), \(bind: session.analyticsURL), \(bind: claim.parametersText), \
-                    \(bind: session.startedAt), \(bind: session.expiresAt), \(bind: session.deadlineAt), \(bind: claim.now))
+                    \(bind: session.startedAt), \(bind: session.expiresAt), \(bind: session.deadlineAt), \(bind: claim.now), \(bind: claim.from.rawValue))
                     """
             }
             let statement: SQLQueryString =
                 """
                 WITH claims (claim_name, claim_owner_id, claim_owner_name, claim_state, claim_token_nonce, claim_token_digest,
                     claim_pending, claim_index_url, claim_analytics_url, claim_parameters, claim_started_at, claim_expires_at,
-                    claim_deadline_at, claim_updated_at) AS (VALUES 
+                    claim_deadline_at, claim_updated_at, claim_from) AS (VALUES 
                 """ + rows + """
                 )
                 UPDATE sessions SET owner_id = \(column("claim_owner_id", "TEXT")),
@@ -361,7 +407,7 @@ extension SessionRepository {
                     deadline_at = \(column("claim_deadline_at", "TIMESTAMP")),
                     updated_at = \(column("claim_updated_at", "TIMESTAMP"))
                 FROM claims
-                WHERE sessions.name = claims.claim_name AND sessions.state = \(bind: SessionState.claimable.rawValue)
+                WHERE sessions.name = claims.claim_name AND sessions.state = \(column("claim_from", "TEXT"))
                     AND sessions.owner_id IS NULL
                 RETURNING name
                 """
