@@ -241,4 +241,42 @@ struct FrontEndCompatibilityTests {
             }
         }
     }
+
+    @Test("config/ answers the lab's URL and the session's password (which its lab gets); authorize/ who asks")
+    func configAndAuthorize() async throws {
+        let portal = StubCatalog.portal([StubCatalog.environment("lab-w01", workshop: "ws", capacity: 5)])
+        let provisioner = StubProvisioner()
+        try await SessionHarness.with(portal: portal, provisioner: provisioner) { harness in
+            try await harness.application().test(.router) { client in
+                let token = try await client.robotToken(harness.credentials)
+                let first = try await client.call(.get, Self.path("&user=fay"), headers: bearer(token))
+                let name = try #require(first.json["name"] as? String)
+                let before = try await client.call(.get, "/workshops/session/\(name)/config/", headers: bearer(token))
+                #expect(before.status == .ok)
+                #expect(before.json["url"] is NSNull, "no lab yet: \(before.text)")
+                try await harness.pass()
+                let config = try await client.call(.get, "/workshops/session/\(name)/config/", headers: bearer(token))
+                #expect(config.status == .ok, "\(config.text)")
+                #expect(config.json["url"] as? String == "http://lab.test/\(name)/")
+                let password = try #require(config.json["password"] as? String)
+                #expect(password.count == 32 && password.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) })
+                #expect(try await client.call(.get, "/workshops/session/\(name)/config", headers: bearer(token)).json["password"] as? String == password)
+                #expect(before.json["password"] as? String == password, "the same password before and after")
+                #expect(provisioner.creations.withLock { $0 }.first { $0.session == name }?.password == password, "the lab gets it")
+                let second = try await client.call(.get, Self.path("&user=gus"), headers: bearer(token))
+                let other = try #require(second.json["name"] as? String)
+                #expect(try await client.call(.get, "/workshops/session/\(other)/config/", headers: bearer(token)).json["password"] as? String != password)
+
+                let authorize = try await client.call(.get, "/workshops/session/\(name)/authorize/", headers: bearer(token))
+                #expect(authorize.status == .ok)
+                #expect(authorize.text == #"{"owner":"fay","user":"robot","staff":false}"#, "\(authorize.text)")
+                let c = harness.credentials
+                let admin = try await client.call(
+                    .get, "/workshops/session/\(name)/authorize/", headers: basic(c.adminUser, c.adminAPIToken))
+                #expect(admin.json["staff"] as? Bool == true && admin.json["user"] as? String == c.adminUser, "\(admin.text)")
+                #expect(try await client.call(.get, "/workshops/session/lab-w01-s999/config/", headers: bearer(token)).status == .notFound)
+                #expect(try await client.call(.get, "/workshops/session/\(name)/config/").status == .unauthorized)
+            }
+        }
+    }
 }

@@ -23,8 +23,11 @@ final class StubProvisioner: Provisioner {
     let dead = Mutex<Set<String>>([])
     /// While set, `create` waits (at most 30 s) before it answers: labs that are still starting.
     let holding = Mutex(false)
+    /// The requests `create` was given.
+    let creations = Mutex<[ProvisionRequest]>([])
 
     func create(_ request: ProvisionRequest) async throws -> ProvisionResult {
+        creations.withLock { $0.append(request) }
         for _ in 0..<3000 where holding.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
         if let message = failing.withLock({ $0 }) { throw ProvisionError(message) }
         created.withLock { $0.append(request.session) }

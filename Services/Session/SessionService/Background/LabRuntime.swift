@@ -228,10 +228,12 @@ public final class LabRuntime: Service, Sendable {
 
     func provisionRequest(for session: SessionRecord, action: String) async -> ProvisionRequest {
         let environment = try? await portal.current().environment(named: session.environment)
-        return ProvisionRequest(
+        var request = ProvisionRequest(
             action: action, session: session.name, environment: session.environment, workshop: session.workshop,
             owner: session.ownerName, parameters: session.parameters, command: environment?.workshop.command,
             handle: session.handle)
+        request.password = Secrets.sessionPassword(key: sessions.key, session: session.name)
+        return request
     }
 
     func provision(_ session: SessionRecord, request: ProvisionRequest) async {

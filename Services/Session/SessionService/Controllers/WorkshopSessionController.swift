@@ -20,6 +20,8 @@ struct WorkshopSessionController: Sendable {
             router.on("/workshops/session/:session/extend", method: method, use: extend)
             router.on("/workshops/session/:session/terminate", method: method, use: terminate)
         }
+        router.get("/workshops/session/:session/config", use: config)
+        router.get("/workshops/session/:session/authorize", use: authorize)
         router.post("/workshops/session/:session/event", use: event)
     }
 
@@ -260,6 +262,28 @@ struct WorkshopSessionController: Sendable {
         let bytes = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys, .withoutEscapingSlashes])
         try await dependencies.analytics.enqueue(session: session.name, url: url, payload: Array(bytes))
         return JSONResponse.make(json: .object([]))
+    }
+
+    /// `config/`: where the session's lab is (null until it is made) and its password, for its owner, a robot or
+    /// an admin.
+    @Sendable func config(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let (session, _) = try await permittedSession(request, context: context)
+        return JSONResponse.make(
+            json: .object([
+                ("url", session.url.map(JSONValue.string) ?? .null),
+                ("password", .string(Secrets.sessionPassword(key: dependencies.sessions.key, session: session.name))),
+            ]))
+    }
+
+    /// `authorize/`: whose session it is, who asks, and whether the caller is staff (an admin).
+    @Sendable func authorize(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let (session, caller) = try await permittedSession(request, context: context)
+        return JSONResponse.make(
+            json: .object([
+                ("owner", .string(session.ownerName ?? "")),
+                ("user", .string(caller.username)),
+                ("staff", .bool(caller.role == .admin)),
+            ]))
     }
 
     func permittedSession(_ request: Request, context: BasicRequestContext) async throws -> (SessionRecord, AuthenticatedUser) {

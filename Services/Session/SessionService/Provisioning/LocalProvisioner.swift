@@ -10,7 +10,7 @@ import Darwin
 #endif
 
 /// The default provisioner: a workspace directory per session and, when the workshop has a `command`, that command
-/// on its own port, in its own process group, with `PORT`, `SESSION_NAME`, `WORKSPACE` and each request parameter
+/// on its own port, in its own process group, with `PORT`, `SESSION_NAME`, `WORKSPACE`, `SESSION_PASSWORD` and each request parameter
 /// as `PARAM_<NAME>` set. The session is ready when its port accepts connections. Stopping sends SIGTERM to the
 /// group, then SIGKILL after the grace period. Processes outlive a restart of session-service and are adopted
 /// again by pid.
@@ -87,6 +87,7 @@ public final class LocalProvisioner: Provisioner {
         environment["PORT"] = String(port)
         environment["SESSION_NAME"] = request.session
         environment["WORKSPACE"] = workspace
+        if let password = request.password { environment["SESSION_PASSWORD"] = password }
         for parameter in request.parameters where Self.isIdentifier(parameter.name) {
             environment["PARAM_\(parameter.name)"] = parameter.value
         }

@@ -16,6 +16,8 @@ public struct ProvisionRequest: Sendable, Codable, Equatable {
     /// For `create`: whether to run the lab once it is made. False for a class's lab that is provisioned ahead of
     /// its run time (nil means true).
     public var start: Bool?
+    /// The session's password (what `config/` answers), for the lab to protect itself with; nil for classroom labs.
+    public var password: String?
 
     public init(
         action: String, session: String, environment: String, workshop: String, owner: String?,
