@@ -72,6 +72,28 @@ struct NginxRoutingTests {
             // Each service's readiness, through the proxy's upstream, is the same as direct.
             let ready = try await httpGet("http://127.0.0.1:\(port)/workshops/catalog/environments/")
             #expect(ready.header("X-Request-Id")?.isEmpty == false, "the request id passes through")
+
+            // `?access_token=` stands for the Bearer header, on every service, and no secret in a query string or
+            // a Referer reaches the access log.
+            let token = try await robotToken(origin: proxy.base, credentials: try WorkshopFlowTests.credentials(stack.home))
+            let sessions = try await httpGet("\(proxy.base)/workshops/user/nobody/sessions/?access_token=\(token)&x=1")
+            #expect(sessions.status == 200, "\(sessions.text)")
+            let catalog = try await httpGet("\(proxy.base)/workshops/catalog/environments/?access_token=\(token)")
+            #expect(catalog.status == 200, "\(catalog.text)")
+            #expect(try await httpGet("\(proxy.base)/workshops/catalog/environments/?access_token=wrong").status == 401)
+            _ = try await httpRequest(
+                "GET", "\(proxy.base)/workshops/session/nope/activate/?token=ActivationSecret1&index_url=x&password=p2&access_token=Third3",
+                headers: ["Referer": "\(proxy.base)/workshops/session/s/activate/?token=RefererSecret4&index_url=y"])
+            let logged = await eventually(attempts: 50, interval: .milliseconds(100)) {
+                ((try? String(contentsOfFile: "\(stack.home)/nginx/logs/access.log", encoding: .utf8)) ?? "").contains("nope/activate")
+            }
+            #expect(logged)
+            let log = (try? String(contentsOfFile: "\(stack.home)/nginx/logs/access.log", encoding: .utf8)) ?? ""
+            for secret in [token, "ActivationSecret1", "RefererSecret4", "Third3"] {
+                #expect(!log.contains(secret), "\(secret) is in the access log:\n\(log.suffix(2000))")
+            }
+            #expect(log.contains("access_token=REDACTED&x=1"), "\(log.suffix(2000))")
+            #expect(log.contains("token=REDACTED&index_url=x"))
         }
     }
 }

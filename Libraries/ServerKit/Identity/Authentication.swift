@@ -94,11 +94,12 @@ extension CachedAuthenticator {
 
 extension Request {
     /// The `Authorization` header, or an `unauthenticated` error saying what to send.
+    /// Without the header, a `?access_token=` query parameter stands for `Authorization: Bearer <token>` (as
+    /// OAuth 2 bearer-token clients send it; nginx's access log redacts it).
     public func requireAuthorization() throws -> String {
-        guard let value = headers[.authorization], !value.trimmingCharacters(in: .whitespaces).isEmpty else {
-            throw ServiceFailure(.unauthenticated, "authentication required: send Authorization: Bearer <token>")
-        }
-        return value
+        if let value = headers[.authorization], !value.trimmingCharacters(in: .whitespaces).isEmpty { return value }
+        if let token = uri.queryParameters.get("access_token"), !token.isEmpty { return "Bearer \(token)" }
+        throw ServiceFailure(.unauthenticated, "authentication required: send Authorization: Bearer <token>")
     }
 
     /// The caller, checked with `authenticator`.

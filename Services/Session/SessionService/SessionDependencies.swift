@@ -63,7 +63,9 @@ public struct SessionDependencies: Sendable {
 
     /// The caller of a per-session endpoint: a Bearer/Basic caller, or else the browser's cookie.
     func sessionCaller(_ request: Request) async throws -> AuthenticatedUser {
-        if request.headers[.authorization] != nil { return try await caller(request) }
+        if request.headers[.authorization] != nil || request.uri.queryParameters.get("access_token") != nil {
+            return try await caller(request)
+        }
         if let user = try await browserUser(request) { return user }
         throw ServiceFailure(.unauthenticated, "authentication required: send Authorization: Bearer <token>")
     }
