@@ -94,6 +94,25 @@ struct NginxRoutingTests {
             }
             #expect(log.contains("access_token=REDACTED&x=1"), "\(log.suffix(2000))")
             #expect(log.contains("token=REDACTED&index_url=x"))
+
+            // A page on another origin may call the API: preflights on the public paths of every service answer 200.
+            for (path, service) in [
+                ("/oauth2/token/", "session"), ("/workshops/catalog/environments/", "catalog"),
+                ("/workshops/environment/x/request/", "session"), ("/v2/classes.json", "classroom"),
+                ("/v2/labs/exports/1.json", "report"),
+            ] {
+                let preflight = try await httpRequest(
+                    "OPTIONS", "\(proxy.base)\(path)",
+                    headers: ["Origin": "http://front.test", "Access-Control-Request-Method": "POST",
+                              "Access-Control-Request-Headers": "authorization"])
+                #expect(preflight.status == 200, "\(path): \(preflight.status)")
+                #expect(preflight.header("Access-Control-Allow-Origin") == "*", "\(path)")
+                #expect(preflight.header("Access-Control-Allow-Headers")?.contains("authorization") == true)
+                #expect(preflight.header(ServiceHeader.name) == service)
+            }
+            let fromPage = try await httpRequest(
+                "GET", "\(proxy.base)/workshops/catalog/environments/", headers: ["Origin": "http://front.test", "Authorization": "Bearer \(token)"])
+            #expect(fromPage.header("Access-Control-Allow-Origin") == "*")
         }
     }
 }

@@ -156,6 +156,8 @@ public struct ServiceConfiguration: Sendable {
     /// How long SIGTERM waits for work in flight to finish before it is cancelled (5 s more at most, then the process
     /// ends whatever holds it).
     public var drainTime: Duration
+    /// Cross-origin access to the REST routes (`http.cors.*`).
+    public var cors: CORSSettings
 
     /// The default ports of DESIGN §7: HTTP 8101–8104, wire 9101–9104.
     public static func defaultPorts(_ name: ServiceName) -> (http: Int, wire: Int) {
@@ -182,6 +184,11 @@ public struct ServiceConfiguration: Sendable {
             "peers.deadline_ms": "5000",
             "http.stuck_request_s": "30",
             "shutdown.drain_s": "25",
+            "http.cors.allow_origins": "*",
+            "http.cors.allow_methods": "GET, POST, PUT, DELETE, HEAD, OPTIONS",
+            "http.cors.allow_headers": "accept, authorization, content-type, origin, x-request-id",
+            "http.cors.max_age_s": "3600",
+            "http.cors.allow_credentials": "false",
         ]
         for peer in peers {
             defaults["peers.\(peer.rawValue)"] = .init(.string("127.0.0.1:\(defaultPorts(peer).wire)"), isSecret: false)
@@ -234,6 +241,7 @@ public struct ServiceConfiguration: Sendable {
         replica = reader.optionalString("replica") ?? ProcessInfo.processInfo.hostName
         stuckRequestAfter = .seconds(try reader.requireInt("http.stuck_request_s", in: 1...3600))
         drainTime = .seconds(try reader.requireInt("shutdown.drain_s", in: 1...3600))
+        cors = try CORSSettings(reader: reader)
     }
 }
 

@@ -88,7 +88,7 @@ public struct ServiceRuntime: Sendable {
         signals: [UnixSignal]
     ) throws -> ServiceGroup {
         let name = spec.name.rawValue
-        let router = ServiceRouter.make(service: name)
+        let router = ServiceRouter.make(service: name, cors: configuration.cors)
         let watchdog = RequestWatchdog(stuckAfter: configuration.stuckRequestAfter)
         router.middlewares.add(RequestWatchdogMiddleware(watchdog: watchdog))
         let serviceRoutes = ServiceRoutes(router)
@@ -174,9 +174,12 @@ struct ServingService: Service {
 
 /// The REST router every service starts from: service and request-id headers, metrics, JSON errors, request logs.
 public enum ServiceRouter {
-    public static func make(service: String) -> Router<BasicRequestContext> {
+    public static func make(service: String, cors: CORSSettings = .default) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.middlewares.add(ServiceHeaderMiddleware(service: service))
+        // Outside the JSON errors, so that error answers carry the CORS headers too (a browser cannot read them
+        // otherwise), and preflights are answered on every path.
+        router.middlewares.add(CORSMiddleware(settings: cors))
         router.middlewares.add(MetricsMiddleware())
         router.middlewares.add(JSONErrorMiddleware())
         router.middlewares.add(LogRequestsMiddleware(.debug))
