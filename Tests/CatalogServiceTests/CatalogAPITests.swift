@@ -159,8 +159,35 @@ struct CatalogAPITests {
             #expect(try await names("?labels[track]=web") == ["labportal-w01"])
             #expect(try await names("?labels%5Btrack%5D=web") == ["labportal-w01"])
             #expect(try await names("?labels[track]=ops").isEmpty)
-            let (badStatus, bad) = try await Self.get(client, "/workshops/catalog/environments/?labels[a-b]=x")
-            #expect(badStatus == .badRequest && bad["field"] as? String == "labels[a-b]")
+            // A label filter whose key is not \w+ is ignored, as the real portal does.
+            let (oddStatus, _) = try await Self.get(client, "/workshops/catalog/environments/?labels[a-b]=x")
+            #expect(oddStatus == .ok)
+            #expect(try await names("?labels[a-b]=x") == ["labportal-w01"])
+            #expect(try await names("?labels[a-b]=x&labels[track]=ops").isEmpty)
+        }
+    }
+
+    @Test("environments are listed in creation order whatever their state")
+    func creationOrder() async throws {
+        try await withCatalog { client, repository in
+            // hello-http (labportal-w01) leaves the file and goes STOPPING; it still comes first.
+            let withoutFirst = PortalDefinitionTests.sample.replacingOccurrences(
+                of: """
+                      - workshop: hello-http
+                        capacity: 10
+                        reserved: 2
+                        expires: 60m
+                        deadline: 2h
+                        overtime: 15m
+                        orphaned: 300
+                        labels: {track: web}
+
+                    """, with: "")
+            #expect(withoutFirst != PortalDefinitionTests.sample)
+            _ = try await repository.apply(try PortalDefinition.parse(withoutFirst), now: Self.started.addingTimeInterval(60))
+            let (_, json) = try await Self.get(client, "/workshops/catalog/environments/?state=running&state=stopping")
+            let listed = (json["environments"] as? [[String: Any]] ?? []).map { "\($0["name"] ?? "") \($0["state"] ?? "")" }
+            #expect(listed == ["labportal-w01 STOPPING", "labportal-w02 RUNNING"])
         }
     }
 

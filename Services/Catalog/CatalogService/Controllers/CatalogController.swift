@@ -116,9 +116,8 @@ struct CatalogController: Sendable {
         var labelFilters: [String: String] = [:]
         for item in raw.items where item.name.hasPrefix("labels[") && item.name.hasSuffix("]") {
             let key = String(item.name.dropFirst(7).dropLast())
-            guard !key.isEmpty, key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
-                throw ServiceFailure(.badRequest, "label names must match \\w+: \(item.name)", field: item.name)
-            }
+            // A key that is not \w+ is ignored, as the real portal does (its pattern never matches it).
+            guard !key.isEmpty, key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else { continue }
             labelFilters[key] = item.value
         }
 

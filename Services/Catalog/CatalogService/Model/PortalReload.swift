@@ -51,10 +51,4 @@ struct PortalReload: Equatable, Sendable {
         return settings
     }
 
-    /// The catalog's order: RUNNING environments in the file's order, then STOPPING ones.
-    static func ordered(_ environments: [CatalogEnvironment]) -> [CatalogEnvironment] {
-        environments.sorted {
-            ($0.state == .running ? 0 : 1, $0.position) < ($1.state == .running ? 0 : 1, $1.position)
-        }
-    }
 }

@@ -111,7 +111,8 @@ public struct PortalRepository: Sendable {
             .decode(column: "generation", as: Int.self)
     }
 
-    /// The portal and its environments: RUNNING ones in the file's order, then STOPPING ones.
+    /// The portal and its environments in creation order, whatever their state (as the real portal lists them): by
+    /// when they were made, those of one reload in the file's order.
     public func snapshot() async throws -> PortalSnapshot? {
         guard
             let row = try await database.sql.select().columns("generation", "definition").from("portal")
@@ -122,7 +123,7 @@ public struct PortalRepository: Sendable {
             PortalDefinition.self, from: Data(try row.decode(column: "definition", as: String.self).utf8))
         let rows = try await database.sql.select()
             .columns("name", "position", "state", "workshop", "settings").from("environments")
-            .orderBy("position").orderBy("name").all()
+            .orderBy("created_at").orderBy("position").orderBy("name").all()
         var environments: [EnvironmentRecord] = []
         for row in rows {
             let state = try row.decodeEnum(column: "state", as: EnvironmentState.self)
@@ -141,7 +142,7 @@ public struct PortalRepository: Sendable {
         }
         return PortalSnapshot(
             portal: definition.portal, generation: try row.decode(column: "generation", as: Int.self),
-            environments: PortalReload.ordered(environments))
+            environments: environments)
     }
 
     /// Deletes a STOPPING environment (once its last session has ended). A RUNNING one is never deleted.
