@@ -171,18 +171,9 @@ struct CatalogAPITests {
     func creationOrder() async throws {
         try await withCatalog { client, repository in
             // hello-http (labportal-w01) leaves the file and goes STOPPING; it still comes first.
-            let withoutFirst = PortalDefinitionTests.sample.replacingOccurrences(
-                of: """
-                      - workshop: hello-http
-                        capacity: 10
-                        reserved: 2
-                        expires: 60m
-                        deadline: 2h
-                        overtime: 15m
-                        orphaned: 300
-                        labels: {track: web}
-
-                    """, with: "")
+            let sample = PortalDefinitionTests.sample
+            let head = sample.components(separatedBy: "  - workshop: hello-http\n")
+            let withoutFirst = head[0] + "  - workshop: shell-basics" + head[1].components(separatedBy: "  - workshop: shell-basics")[1]
             #expect(withoutFirst != PortalDefinitionTests.sample)
             _ = try await repository.apply(try PortalDefinition.parse(withoutFirst), now: Self.started.addingTimeInterval(60))
             let (_, json) = try await Self.get(client, "/workshops/catalog/environments/?state=running&state=stopping")

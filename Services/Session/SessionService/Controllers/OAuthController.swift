@@ -80,14 +80,7 @@ struct OAuthController: Sendable {
             else { return Self.oauthError(.badRequest, "unauthorized_client") }
             let tokens = try await repository.issueGrant(userID: account.user.id, clientID: clientID, now: now)
             context.logger.info("token issued", metadata: ["user": "\(account.user.username)", "grant": "client_credentials"])
-            return JSONResponse.make(
-                json: .object([
-                    ("access_token", .string(tokens.accessToken)),
-                    ("expires_in", .int(tokens.expiresIn)),
-                    ("token_type", "Bearer"),
-                    ("scope", "user:info"),
-                ]),
-                headers: [.cacheControl: "no-store", HTTPField.Name("Pragma")!: "no-cache"])
+            return Self.tokens(tokens, withRefresh: false)
         case "authorization_code", "implicit":
             return Self.oauthError(.badRequest, "unauthorized_client")
         case nil, "":
@@ -95,15 +88,19 @@ struct OAuthController: Sendable {
         default:
             return Self.oauthError(.badRequest, "unsupported_grant_type")
         }
-        return JSONResponse.make(
-            json: .object([
-                ("access_token", .string(issued.accessToken)),
-                ("expires_in", .int(issued.expiresIn)),
-                ("token_type", "Bearer"),
-                ("scope", "user:info"),
-                ("refresh_token", .string(issued.refreshToken)),
-            ]),
-            headers: [.cacheControl: "no-store", HTTPField.Name("Pragma")!: "no-cache"])
+        return Self.tokens(issued, withRefresh: true)
+    }
+
+    /// The token answer of django-oauth-toolkit, never cached.
+    static func tokens(_ issued: IssuedTokens, withRefresh: Bool) -> Response {
+        var members: [(String, JSONValue)] = [
+            ("access_token", .string(issued.accessToken)),
+            ("expires_in", .int(issued.expiresIn)),
+            ("token_type", "Bearer"),
+            ("scope", "user:info"),
+        ]
+        if withRefresh { members.append(("refresh_token", .string(issued.refreshToken))) }
+        return JSONResponse.make(json: .object(members), headers: [.cacheControl: "no-store", HTTPField.Name("Pragma")!: "no-cache"])
     }
 
     @Sendable func revoke(_ request: Request, context: BasicRequestContext) async throws -> Response {
