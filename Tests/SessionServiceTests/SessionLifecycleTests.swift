@@ -236,7 +236,7 @@ struct SessionLifecycleTests {
                 let create = try await client.call(
                     .get, "/workshops/environment/lab-w01/create/?index_url=\(FormParameters.encode("https://web.test/"))")
                 #expect(create.status == .found)
-                #expect(create.location == "/workshops/environment/lab-w01/?index_url=https%3A%2F%2Fweb.test%2F")
+                #expect(create.location == "/workshops/environment/lab-w01/?made=1&index_url=https%3A%2F%2Fweb.test%2F")
                 let anonymous: HTTPFields = [.cookie: cookies(create.headers)]
                 let unavailable = try await client.call(.get, create.location, headers: anonymous)
                 #expect(unavailable.location == "https://web.test/?notification=session-unavailable")
@@ -269,6 +269,15 @@ struct SessionLifecycleTests {
                     .get, "/workshops/environment/lab-w01/request/?index_url=x&user=\(owner)", headers: bearer(token))
                 #expect(reacquire.status == .serviceUnavailable)
                 #expect(reacquire.error == "Cannot be reacquired")
+
+                // A browser that refuses cookies is not sent round create/ and <env>/ forever: the second time it
+                // goes back to the index, told there is no session for it.
+                let noCookies = try await client.call(.get, create.location)
+                #expect(noCookies.location == "https://web.test/?notification=session-unavailable", "\(noCookies.location)")
+                let first = try await client.call(.get, "/workshops/environment/lab-w01/?index_url=https%3A%2F%2Fweb.test%2F")
+                #expect(first.location == "/workshops/environment/lab-w01/create/?index_url=https%3A%2F%2Fweb.test%2F")
+                let unknown = try await client.call(.get, "/workshops/environment/lab-w99/?index_url=https%3A%2F%2Fweb.test%2F")
+                #expect(unknown.location == "https://web.test/?notification=workshop-invalid")
             }
         }
     }

@@ -91,9 +91,11 @@ struct BrowserController: Sendable {
     /// `environment/<env>/create/?index_url=…`: makes an anonymous user for this browser, then enters.
     @Sendable func createAnonymous(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let name = try Validation.slug(context.parameters.get("env"), field: "env")
-        var target = "/workshops/environment/\(name)/"
+        // `made=1` tells `environment/<env>/` that a user was just made: if the browser comes back without its
+        // cookie (cookies refused), it must not be sent here again (an endless loop), but back to the index.
+        var target = "/workshops/environment/\(name)/?made=1"
         if let index = request.query["index_url"], !index.isEmpty {
-            target += "?index_url=\(FormParameters.encode(index))"
+            target += "&index_url=\(FormParameters.encode(index))"
         }
         var response = Response.redirect(to: target, type: .found)
         if try await dependencies.browserUser(request) == nil {
@@ -118,13 +120,18 @@ struct BrowserController: Sendable {
     @Sendable func enter(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let name = try Validation.slug(context.parameters.get("env"), field: "env")
         let index = await indexURL(request, session: nil)
-        guard let browser = try await dependencies.browserUser(request) else {
-            return Response.redirect(
-                to: "/workshops/environment/\(name)/create/?index_url=\(FormParameters.encode(index))", type: .found)
-        }
         let snapshot = try await dependencies.portal.current()
         guard let environment = snapshot.environment(named: name) else {
             return Redirects.notify(index, "workshop-invalid")
+        }
+        guard let browser = try await dependencies.browserUser(request) else {
+            if request.query["made"] == "1" {
+                // A user was made for this browser a moment ago and its cookie did not come back.
+                context.logger.notice("browser without cookies: no session", metadata: ["environment": "\(name)"])
+                return Redirects.notify(index, "session-unavailable")
+            }
+            return Response.redirect(
+                to: "/workshops/environment/\(name)/create/?index_url=\(FormParameters.encode(index))", type: .found)
         }
         let allocation = AllocationRequest(
             environment: environment, limits: snapshot.portal.sessions, user: .existing(browser), reacquire: nil,
