@@ -1,4 +1,5 @@
 import Foundation
+import ServerKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,27 +30,9 @@ public func runProcess(_ path: String, _ arguments: [String], environment: [Stri
     let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) } ?? []
     for descriptor in open where descriptor > 2 { posix_spawn_file_actions_addclose(&actions, descriptor) }
 
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var defaults = sigset_t()
-    sigemptyset(&defaults)
-    for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    var empty = sigset_t()
-    sigemptyset(&empty)
-    posix_spawnattr_setsigmask(&attributes, &empty)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-    let environment = environment ?? ProcessInfo.processInfo.environment
-    let argv = ([path] + arguments).map { strdup($0) } + [nil]
-    let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer {
-        for pointer in argv { free(pointer) }
-        for pointer in envp { free(pointer) }
-    }
-    var pid = pid_t()
-    let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+    let (pid, spawned) = Spawn.posixSpawn(
+        path, [path] + arguments, environment: environment ?? ProcessInfo.processInfo.environment, actions: &actions,
+        ownProcessGroup: false)
     guard spawned == 0 else { return (-1, "cannot run \(path): \(String(cString: strerror(spawned)))") }
     var status: Int32 = 0
     while waitpid(pid, &status, 0) == -1 {

@@ -10,12 +10,14 @@ enum SessionError: KindedError, Equatable {
     case noSessionAvailable
     case cannotBeReacquired
     case sessionNotInUse
+    /// `user=` names a staff or robot account: sessions are requested for students, not for them.
+    case requestsNotPermittedForUser
 
     var kind: ErrorKind {
         switch self {
         case .noSuchUser, .noSuchSession, .environmentDoesNotExist: .notFound
         case .noSessionAvailable, .cannotBeReacquired: .unavailable
-        case .sessionNotInUse: .badRequest
+        case .sessionNotInUse, .requestsNotPermittedForUser: .badRequest
         }
     }
 
@@ -27,6 +29,7 @@ enum SessionError: KindedError, Equatable {
         case .noSessionAvailable: "No session available"
         case .cannotBeReacquired: "Cannot be reacquired"
         case .sessionNotInUse: "Session is not currently in use"
+        case .requestsNotPermittedForUser: "Session requests not permitted for user"
         }
     }
 
@@ -35,6 +38,7 @@ enum SessionError: KindedError, Equatable {
         case .noSuchUser: "id"
         case .noSuchSession(_, let field): field ? "session" : nil
         case .environmentDoesNotExist: "env"
+        case .requestsNotPermittedForUser: "user"
         default: nil
         }
     }

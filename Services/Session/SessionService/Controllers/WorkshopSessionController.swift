@@ -67,9 +67,7 @@ struct WorkshopSessionController: Sendable {
                 }
                 return .new(newUser(name))
             }
-            guard existing.user.role == .user || existing.user.role == .anonymous else {
-                throw ServiceFailure(.badRequest, "Session requests not permitted for user", field: "user")
-            }
+            guard existing.user.role.takesSessionRequests else { throw SessionError.requestsNotPermittedForUser }
             return .existing(existing.user)
         }
         func newUser(_ username: String) -> IdentityRepository.NewUser {

@@ -227,3 +227,9 @@ struct SparePolicy: Sendable, Equatable {
         min(spares, max(spares - max(settings.initial, settings.reserved), environmentLive - settings.capacity, 0))
     }
 }
+
+extension UserRole {
+    /// Whether a front end may request sessions for a user of this role (`user=`): students, registered or
+    /// anonymous; never staff or robots (the real portal's rule).
+    var takesSessionRequests: Bool { self == .user || self == .anonymous }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import ServerKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -61,30 +62,8 @@ struct ChildProcess: Sendable {
     static func posixSpawn(
         _ path: String, _ argv: [String], environment: [String: String], actions: inout posix_spawn_file_actions_t
     ) -> (pid: pid_t, error: Int32) {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setpgroup(&attributes, 0)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(
-            &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let arguments = argv.map { strdup($0) } + [nil]
-        let variables = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for pointer in arguments { free(pointer) }
-            for pointer in variables { free(pointer) }
-        }
         LocalProvisioner.markDescriptorsCloseOnExec()
-        var pid = pid_t()
-        let result = posix_spawn(&pid, path, &actions, &attributes, arguments, variables)
-        return (pid, result)
+        return Spawn.posixSpawn(path, argv, environment: environment, actions: &actions, ownProcessGroup: true)
     }
 
     /// Writes `data` to the command's stdin and closes it, in the background: a command that does not read it (or

@@ -19,9 +19,7 @@ extension SessionRepository {
             // replica): it exists now, and the request is the one of a known user.
             guard case .new(let new) = request.user, let existing = try await IdentityRepository.user(username: new.username, on: database.sql)
             else { throw error }
-            guard existing.user.role == .user || existing.user.role == .anonymous else {
-                throw ServiceFailure(.badRequest, "Session requests not permitted for user", field: "user")
-            }
+            guard existing.user.role.takesSessionRequests else { throw SessionError.requestsNotPermittedForUser }
             var known = request
             known.user = .existing(existing.user)
             return try await allocations.run(try PendingAllocation(known, now: now))
