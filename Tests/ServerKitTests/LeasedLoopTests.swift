@@ -17,11 +17,21 @@ struct LeasedLoopTests {
         return condition()
     }
 
+    /// The value of `labportal_lease_held{lease}` on this process's /metrics.
+    static func held(_ lease: String) -> String? {
+        var buffer: [UInt8] = []
+        MetricsSetup.registry.emit(into: &buffer)
+        return String(decoding: buffer, as: UTF8.self).split(separator: "\n")
+            .first { $0.hasPrefix("labportal_lease_held{") && $0.contains(#"lease="\#(lease)""#) }?
+            .split(separator: " ").last.map(String.init)
+    }
+
     @Test("passes woken within a third of the TTL keep the lease as it is; later ones renew it; a lost lease stops them")
     func renewal() async throws {
         try await TestDatabase(.sqlite, label: "leases").with { database in
             for statement in Leases.migrationStatements { try await database.sql.raw(SQLQueryString(statement)).run() }
             let leases = Leases(database)
+            _ = MetricsSetup.registry  // the gauge of the lease is read below
             let clock = ManualClock()
             let passes = Mutex<[Bool]>([])
             let loop = LeasedLoop(
@@ -54,7 +64,8 @@ struct LeasedLoopTests {
             clock.advance(seconds: 30)
             #expect(try await leases.acquire("test-loop", holder: "other", ttl: .seconds(15), now: clock.now))
             loop.wake()
-            try await Task.sleep(for: .milliseconds(300))
+            // The loop's turn is seen on /metrics: it no longer holds the lease (no sleep that a slow machine outruns).
+            #expect(await eventually { Self.held("test-loop").flatMap(Double.init) == 0 }, "the loop did not find the lease taken: \(Self.held("test-loop") ?? "none")")
             #expect(passes.withLock { $0.count } == 3)
             // Given back, it is taken again, and the pass knows it is the first since.
             try await leases.release("test-loop", holder: "other")
